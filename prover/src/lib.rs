@@ -1,1 +1,73 @@
-//! veil-prover
+//! Groth16 (BN254) setup and proving for [`BatchCircuit`]s: circuit-specific setup from OS
+//! randomness or a deterministic, clearly insecure dev seed, and proving with arkworks' parallel
+//! MSMs and FFTs.
+
+pub mod keys;
+
+use ark_bn254::Bn254;
+use ark_groth16::{Groth16, Proof, ProvingKey, VerifyingKey};
+use ark_snark::{CircuitSpecificSetupSNARK, SNARK};
+use rand::{CryptoRng, RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use veil_circuits::batch::{BatchCircuit, BatchShape};
+
+/// Prover errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ProverError {
+    /// A key file could not be read or written.
+    #[error(transparent)]
+    KeyFile(#[from] keys::KeyFileError),
+    /// Constraint synthesis or the SNARK failed (e.g. an unsatisfiable witness).
+    #[error("groth16: {0}")]
+    Snark(#[from] ark_relations::r1cs::SynthesisError),
+}
+
+/// A deterministic RNG for `--dev-seed N` setups. INSECURE: anyone can recompute the toxic waste.
+pub fn dev_rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// Circuit-specific Groth16 setup for `shape`.
+pub fn setup<R: RngCore + CryptoRng>(
+    shape: BatchShape,
+    rng: &mut R,
+) -> Result<(ProvingKey<Bn254>, VerifyingKey<Bn254>), ProverError> {
+    let span = tracing::info_span!("setup", %shape);
+    let _g = span.enter();
+    Ok(Groth16::<Bn254>::setup(BatchCircuit::blank(shape), rng)?)
+}
+
+/// Proves one batch.
+pub fn prove<R: RngCore + CryptoRng>(
+    pk: &ProvingKey<Bn254>,
+    circuit: BatchCircuit,
+    rng: &mut R,
+) -> Result<Proof<Bn254>, ProverError> {
+    let span = tracing::info_span!("prove", shape = %circuit.witness.shape);
+    let _g = span.enter();
+    Ok(Groth16::<Bn254>::prove(pk, circuit, rng)?)
+}
+
+/// Dev keys of `shape` for `seed`, cached in `dir` (e.g. under `target/`): loaded when present
+/// and matching this build's circuit, else generated with [`dev_rng`] and written. INSECURE.
+pub fn load_or_setup_dev_keys(
+    dir: &std::path::Path,
+    shape: BatchShape,
+    seed: u64,
+) -> Result<(ProvingKey<Bn254>, VerifyingKey<Bn254>), ProverError> {
+    use keys::{key_file_name, KeyKind};
+    let dir = dir.join(format!("dev-seed-{seed}"));
+    let pk_path = dir.join(key_file_name(KeyKind::Proving, shape));
+    let vk_path = dir.join(key_file_name(KeyKind::Verifying, shape));
+    let hash = keys::shape_hash(shape);
+    if let (Ok(pk), Ok(vk)) = (
+        keys::read_proving_key(&pk_path, shape, &hash),
+        keys::read_verifying_key(&vk_path, shape, &hash),
+    ) {
+        return Ok((pk, vk));
+    }
+    let (pk, vk) = setup(shape, &mut dev_rng(seed))?;
+    keys::write_key_file(&pk_path, keys::header(KeyKind::Proving, shape, hash), &pk)?;
+    keys::write_key_file(&vk_path, keys::header(KeyKind::Verifying, shape, hash), &vk)?;
+    Ok((pk, vk))
+}

@@ -1,0 +1,31 @@
+# Veil: the two newcomer commands are `make run` and `make test`.
+CARGO ?= cargo
+B ?= 16
+D ?= 32
+
+.PHONY: all build run test lint fmt circuit-info clean
+
+all: build
+
+build:
+	$(CARGO) build --release --bin veil
+
+# Until the node lands (issue: sequencer), `make run` shows the batch circuit of the default shape.
+run: build
+	./target/release/veil circuit-info --batch-size $(B) --depth $(D)
+
+test:
+	$(CARGO) test --workspace --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+circuit-info: build
+	./target/release/veil circuit-info --batch-size $(B) --depth $(D) --json
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,326 @@
+//! Groth16 key files (DESIGN §8): `pk-B{B}-D{D}.bin` / `vk-B{B}-D{D}.bin`, a fixed header (magic,
+//! format version, kind, B, D, SHA-256 of the constraint-system shape) followed by the arkworks
+//! compressed key. Files are written atomically (temp file + rename), the proving key with mode
+//! 0600; loading checks the header against the expected shape and refuses a mismatch.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use ark_bn254::{Bn254, Fr};
+use ark_ff::{BigInteger, PrimeField};
+use ark_groth16::{ProvingKey, VerifyingKey};
+use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystem, SynthesisMode};
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use sha2::{Digest, Sha256};
+use veil_circuits::batch::{BatchCircuit, BatchShape};
+
+/// File magic.
+pub const KEY_MAGIC: &[u8; 8] = b"VEILKEY\0";
+/// Current key-file format version.
+pub const KEY_FORMAT_VERSION: u16 = 1;
+/// Header length in bytes.
+pub const HEADER_LEN: usize = 8 + 2 + 1 + 4 + 4 + 32;
+
+/// Which key a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Groth16 proving key.
+    Proving,
+    /// Groth16 verifying key.
+    Verifying,
+}
+
+impl KeyKind {
+    fn byte(self) -> u8 {
+        match self {
+            KeyKind::Proving => 0,
+            KeyKind::Verifying => 1,
+        }
+    }
+
+    /// `pk` or `vk`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Proving => "pk",
+            KeyKind::Verifying => "vk",
+        }
+    }
+}
+
+/// Key-file errors.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not a Veil key file, or truncated.
+    #[error("{0}: not a Veil key file (bad magic or truncated header)")]
+    NotAKeyFile(PathBuf),
+    /// Unknown format version.
+    #[error("{path}: key format version {found}, this build reads version {KEY_FORMAT_VERSION}")]
+    Version {
+        /// File.
+        path: PathBuf,
+        /// Version found.
+        found: u16,
+    },
+    /// A proving key where a verifying key was expected, or the reverse.
+    #[error("{path}: holds a {found:?} key, expected a {expected:?} key")]
+    WrongKind {
+        /// File.
+        path: PathBuf,
+        /// Found.
+        found: KeyKind,
+        /// Expected.
+        expected: KeyKind,
+    },
+    /// The key was made for another circuit shape.
+    #[error("{path}: key is for B = {found_b}, D = {found_d}, but the circuit is B = {b}, D = {d}")]
+    WrongShape {
+        /// File.
+        path: PathBuf,
+        /// B in the file.
+        found_b: u32,
+        /// D in the file.
+        found_d: u32,
+        /// Expected B.
+        b: usize,
+        /// Expected D.
+        d: usize,
+    },
+    /// Same (B, D) but another constraint system (the circuit changed since the key was made).
+    #[error("{path}: key was made for a different constraint system (shape hash {found}, this build's circuit has {expected}); regenerate it with `veil setup`")]
+    WrongCircuit {
+        /// File.
+        path: PathBuf,
+        /// Hash in the file.
+        found: String,
+        /// Hash of this build's circuit.
+        expected: String,
+    },
+    /// The key body does not deserialize.
+    #[error("{path}: corrupt key body: {reason}")]
+    Corrupt {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        reason: String,
+    },
+}
+
+/// A key file's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHeader {
+    /// Format version.
+    pub version: u16,
+    /// Proving or verifying key.
+    pub kind: KeyKind,
+    /// Batch size.
+    pub batch_size: u32,
+    /// Tree depth.
+    pub depth: u32,
+    /// SHA-256 of the constraint-system shape.
+    pub shape_hash: [u8; 32],
+}
+
+impl KeyHeader {
+    fn to_bytes(self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[..8].copy_from_slice(KEY_MAGIC);
+        out[8..10].copy_from_slice(&self.version.to_be_bytes());
+        out[10] = self.kind.byte();
+        out[11..15].copy_from_slice(&self.batch_size.to_be_bytes());
+        out[15..19].copy_from_slice(&self.depth.to_be_bytes());
+        out[19..51].copy_from_slice(&self.shape_hash);
+        out
+    }
+
+    fn parse(path: &Path, b: &[u8]) -> Result<Self, KeyFileError> {
+        if b.len() < HEADER_LEN || &b[..8] != KEY_MAGIC {
+            return Err(KeyFileError::NotAKeyFile(path.to_path_buf()));
+        }
+        let version = u16::from_be_bytes([b[8], b[9]]);
+        if version != KEY_FORMAT_VERSION {
+            return Err(KeyFileError::Version {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        let kind = match b[10] {
+            0 => KeyKind::Proving,
+            1 => KeyKind::Verifying,
+            _ => return Err(KeyFileError::NotAKeyFile(path.to_path_buf())),
+        };
+        Ok(KeyHeader {
+            version,
+            kind,
+            batch_size: u32::from_be_bytes(b[11..15].try_into().expect("4 bytes")),
+            depth: u32::from_be_bytes(b[15..19].try_into().expect("4 bytes")),
+            shape_hash: b[19..51].try_into().expect("32 bytes"),
+        })
+    }
+}
+
+/// SHA-256 of the constraint system of `shape`: counts, then every (row, column, coefficient) of
+/// A, B and C. Two builds agree on it exactly when their circuits are the same R1CS.
+pub fn shape_hash(shape: BatchShape) -> [u8; 32] {
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_mode(SynthesisMode::Setup);
+    BatchCircuit::blank(shape)
+        .generate_constraints(cs.clone())
+        .expect("the blank circuit synthesises");
+    cs.finalize();
+    let m = cs.to_matrices().expect("setup mode builds matrices");
+    let mut h = Sha256::new();
+    h.update(b"veil/r1cs-shape/v1");
+    for n in [
+        m.num_instance_variables,
+        m.num_witness_variables,
+        m.num_constraints,
+    ] {
+        h.update((n as u64).to_be_bytes());
+    }
+    for matrix in [&m.a, &m.b, &m.c] {
+        for (row, terms) in matrix.iter().enumerate() {
+            h.update((row as u64).to_be_bytes());
+            h.update((terms.len() as u64).to_be_bytes());
+            for (coeff, col) in terms {
+                h.update((*col as u64).to_be_bytes());
+                h.update(coeff.into_bigint().to_bytes_be());
+            }
+        }
+    }
+    h.finalize().into()
+}
+
+/// The file name of a key: `pk-B16-D32.bin`.
+pub fn key_file_name(kind: KeyKind, shape: BatchShape) -> String {
+    format!(
+        "{}-B{}-D{}.bin",
+        kind.prefix(),
+        shape.batch_size,
+        shape.depth
+    )
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
+    move |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `header || compressed key` atomically: a temp file in the same directory, fsync,
+/// rename. Proving keys are created with mode 0600.
+pub fn write_key_file<K: CanonicalSerialize>(
+    path: &Path,
+    header: KeyHeader,
+    key: &K,
+) -> Result<(), KeyFileError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if header.kind == KeyKind::Proving { 0o600 } else { 0o644 });
+    }
+    let mut file = opts.open(&tmp).map_err(io_err(&tmp))?;
+    let mut body = Vec::with_capacity(key.compressed_size() + HEADER_LEN);
+    body.extend_from_slice(&header.to_bytes());
+    key.serialize_compressed(&mut body)
+        .map_err(|e| KeyFileError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    file.write_all(&body).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    Ok(())
+}
+
+/// Reads a key file's header only.
+pub fn read_header(path: &Path) -> Result<KeyHeader, KeyFileError> {
+    let mut f = fs::File::open(path).map_err(io_err(path))?;
+    let mut buf = [0u8; HEADER_LEN];
+    f.read_exact(&mut buf)
+        .map_err(|_| KeyFileError::NotAKeyFile(path.to_path_buf()))?;
+    KeyHeader::parse(path, &buf)
+}
+
+fn read_checked<K: CanonicalDeserialize>(
+    path: &Path,
+    kind: KeyKind,
+    shape: BatchShape,
+    expected_hash: &[u8; 32],
+) -> Result<K, KeyFileError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let header = KeyHeader::parse(path, &bytes)?;
+    if header.kind != kind {
+        return Err(KeyFileError::WrongKind {
+            path: path.to_path_buf(),
+            found: header.kind,
+            expected: kind,
+        });
+    }
+    if header.batch_size as usize != shape.batch_size || header.depth as usize != shape.depth {
+        return Err(KeyFileError::WrongShape {
+            path: path.to_path_buf(),
+            found_b: header.batch_size,
+            found_d: header.depth,
+            b: shape.batch_size,
+            d: shape.depth,
+        });
+    }
+    if &header.shape_hash != expected_hash {
+        return Err(KeyFileError::WrongCircuit {
+            path: path.to_path_buf(),
+            found: hex::encode(header.shape_hash),
+            expected: hex::encode(expected_hash),
+        });
+    }
+    K::deserialize_compressed(&bytes[HEADER_LEN..]).map_err(|e| KeyFileError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Loads a proving key for `shape`, refusing one made for another shape or circuit.
+pub fn read_proving_key(
+    path: &Path,
+    shape: BatchShape,
+    expected_hash: &[u8; 32],
+) -> Result<ProvingKey<Bn254>, KeyFileError> {
+    read_checked(path, KeyKind::Proving, shape, expected_hash)
+}
+
+/// Loads a verifying key for `shape`, refusing one made for another shape or circuit.
+pub fn read_verifying_key(
+    path: &Path,
+    shape: BatchShape,
+    expected_hash: &[u8; 32],
+) -> Result<VerifyingKey<Bn254>, KeyFileError> {
+    read_checked(path, KeyKind::Verifying, shape, expected_hash)
+}
+
+/// Header for a key of `shape`.
+pub fn header(kind: KeyKind, shape: BatchShape, shape_hash: [u8; 32]) -> KeyHeader {
+    KeyHeader {
+        version: KEY_FORMAT_VERSION,
+        kind,
+        batch_size: shape.batch_size as u32,
+        depth: shape.depth as u32,
+        shape_hash,
+    }
+}
