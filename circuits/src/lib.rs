@@ -2,4 +2,6 @@
 //! transfers with their native validation, and the batch state-transition circuit (DESIGN §2–§7).
 
 pub mod constants;
+pub mod gadgets;
 pub mod poseidon;
+pub mod tree;
