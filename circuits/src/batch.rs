@@ -471,7 +471,9 @@ fn check_shape(state: &RollupState, shape: BatchShape, n: usize) -> Result<(), B
     if shape.subtree_start(state.notes.count()) + leaves > capacity
         || shape.subtree_start(state.nullifiers.count()) + leaves > capacity
     {
-        return Err(BatchError::Tree(TreeError::Full));
+        return Err(BatchError::Tree(TreeError::TreeFull {
+            depth: shape.depth,
+        }));
     }
     Ok(())
 }
@@ -495,7 +497,7 @@ pub fn build_batch_unchecked(
             if i.position >> depth != 0 {
                 return Err(BatchError::Tree(TreeError::PositionOutOfRange {
                     position: i.position,
-                    depth,
+                    capacity: 1u64 << depth,
                 }));
             }
         }
@@ -545,18 +547,18 @@ pub fn build_batch_unchecked(
             let new_index = nf_start + k as u64;
             // The predecessor among tree leaves; for a value already present (a double spend
             // a malicious prover attempts) the leaf holding it, which the circuit rejects.
-            let (tree_index, tree_low) = match state.nullifiers.low_leaf(&x) {
+            let (tree_index, tree_low) = match state.nullifiers.low_leaf(x) {
                 Ok(found) => found,
                 Err(_) => state
                     .nullifiers
-                    .find(&x)
-                    .map(|idx| (idx, state.nullifiers.leaf(idx).cloned().unwrap_or_default()))
+                    .index_of(x)
+                    .map(|idx| (idx, state.nullifiers.leaf(idx).copied().unwrap_or_default()))
                     .unwrap_or((0, NullifierLeaf::default())),
             };
             let pending_low = pending
                 .iter()
                 .enumerate()
-                .filter_map(|(j, l)| l.as_ref().map(|l| (j, l.clone())))
+                .filter_map(|(j, l)| l.map(|l| (j, l)))
                 .filter(|(_, l)| l.value < x)
                 .max_by(|a, b| a.1.value.cmp(&b.1.value));
             let witness = match pending_low {
@@ -603,8 +605,8 @@ pub fn build_batch_unchecked(
         }
     }
     let k = shape.subtree_height();
-    let nullifier_subtree_siblings = state.nullifiers.subtree_path(nf_start, k)?.siblings;
-    state.nullifiers.write_subtree(nf_start, &pending)?;
+    let nullifier_subtree_siblings = state.nullifiers.tree().subtree_path(nf_start, k)?.siblings;
+    state.nullifiers.write_subtree_unchecked(nf_start, &pending)?;
 
     // Output commitments: one aligned subtree of 2B leaves.
     let mut leaves = vec![Fr::zero(); shape.leaves_per_batch()];

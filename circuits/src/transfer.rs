@@ -208,7 +208,7 @@ impl Transfer {
             if nf != self.public.nullifiers[i] {
                 return Err(TransferError::WrongNullifier { input: i });
             }
-            if state.nullifiers.contains(&nf) || pending(&nf) {
+            if state.nullifiers.contains(nf) || pending(&nf) {
                 return Err(TransferError::AlreadySpent { input: i });
             }
         }
@@ -244,7 +244,9 @@ impl Transfer {
             return Err(TransferError::WithdrawalDestination);
         }
         // Rule 7: signature by A over the sighash.
-        crate::eddsa::verify(&self.pgk.ak, p.sighash(), &self.signature)
+        self.pgk
+            .ak
+            .verify(p.sighash(), &self.signature)
             .map_err(|_| TransferError::BadSignature)?;
         Ok(())
     }

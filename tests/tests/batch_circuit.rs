@@ -228,13 +228,13 @@ fn wrong_low_leaf_is_unsatisfied() {
         let good = unchecked(&sc, &[SlotSpec::from(&t)]);
         assert!(satisfied(good.circuit()));
         let x = good.public_fields[0][0];
-        let true_low = sc.state.nullifiers.low_leaf(&x).unwrap().0;
+        let true_low = sc.state.nullifiers.low_leaf(x).unwrap().0;
         // claim another existing leaf, with its genuine path, as the low leaf
         let other = if true_low == 0 { 1 } else { 0 };
         let mut bad = good.clone();
         let ins = &mut bad.witness.slots[0].insertions[0];
         ins.location = LowLeafLocation::Tree(other);
-        ins.low_leaf = sc.state.nullifiers.leaf(other).unwrap().clone();
+        ins.low_leaf = *sc.state.nullifiers.leaf(other).unwrap();
         ins.path = sc.state.nullifiers.path(other).unwrap();
         assert!(!satisfied(bad.circuit()));
         // claim the low leaf is pending when it is not
@@ -257,7 +257,7 @@ fn output_appended_at_the_wrong_index_is_unsatisfied() {
     let wrong = good.witness.note_subtree_start + n;
     bad.witness.note_subtree_start = wrong;
     bad.witness.note_subtree_siblings = sc.state.notes.subtree_path(wrong, k).unwrap().siblings;
-    let mut notes = sc.state.notes.clone();
+    let mut notes = sc.state.notes.tree().clone();
     let leaves: Vec<Fr> = (0..n as usize)
         .map(|i| good.public_fields.get(i / 2).map(|f| f[2 + i % 2]).unwrap_or(Fr::zero()))
         .collect();

@@ -181,6 +181,18 @@ impl NullifierTree {
                 return Err(TreeError::AlreadyPresent(leaf.value));
             }
         }
+        self.write_subtree_unchecked(start, leaves)
+    }
+
+    /// [`Self::write_subtree`] without the value checks: what a cheating prover's witness
+    /// builder does (duplicates included), so adversarial tests can hand the circuit such a
+    /// batch. Alignment and range are still checked.
+    pub fn write_subtree_unchecked(
+        &mut self,
+        start: u64,
+        leaves: &[Option<NullifierLeaf>],
+    ) -> Result<(), TreeError> {
+        self.tree.check_subtree(start, leaves.len())?;
         let hashes: Vec<Fr> = leaves
             .iter()
             .map(|l| l.map_or(Fr::zero(), |l| l.hash()))
