@@ -2,4 +2,5 @@
 //! transfers with their native validation, and the batch state-transition circuit (DESIGN §2–§7).
 
 pub mod constants;
+pub mod eddsa;
 pub mod poseidon;
