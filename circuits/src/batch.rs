@@ -347,7 +347,7 @@ impl From<&Transfer> for SlotSpec {
             fee: Fr::from(t.public.fee),
             dest: t.public.dest,
             deposit_ref: t.public.deposit_ref,
-            signature: t.signature.clone(),
+            signature: t.signature,
         }
     }
 }
@@ -471,9 +471,7 @@ fn check_shape(state: &RollupState, shape: BatchShape, n: usize) -> Result<(), B
     if shape.subtree_start(state.notes.count()) + leaves > capacity
         || shape.subtree_start(state.nullifiers.count()) + leaves > capacity
     {
-        return Err(BatchError::Tree(TreeError::TreeFull {
-            depth: shape.depth,
-        }));
+        return Err(BatchError::Tree(TreeError::TreeFull { depth: shape.depth }));
     }
     Ok(())
 }
@@ -515,7 +513,10 @@ pub fn build_batch_unchecked(
             path: if i.value.is_zero() {
                 zero_path()
             } else {
-                state.notes.path(i.position).expect("position checked above")
+                state
+                    .notes
+                    .path(i.position)
+                    .expect("position checked above")
             },
         });
         slots.push(SlotWitness {
@@ -529,7 +530,7 @@ pub fn build_batch_unchecked(
             fee: spec.fee,
             dest: spec.dest,
             deposit_ref: spec.deposit_ref,
-            signature: spec.signature.clone(),
+            signature: spec.signature,
             insertions: SlotWitness::padding(depth).insertions,
         });
     }
@@ -541,9 +542,8 @@ pub fn build_batch_unchecked(
     let nf_start = shape.subtree_start(state.nullifiers.count());
     let mut pending: Vec<Option<NullifierLeaf>> = vec![None; shape.leaves_per_batch()];
     for (s, f) in fields.iter().enumerate() {
-        for i in 0..2 {
+        for (i, &x) in f[..2].iter().enumerate() {
             let k = 2 * s + i;
-            let x = f[i];
             let new_index = nf_start + k as u64;
             // The predecessor among tree leaves; for a value already present (a double spend
             // a malicious prover attempts) the leaf holding it, which the circuit rejects.
@@ -606,7 +606,9 @@ pub fn build_batch_unchecked(
     }
     let k = shape.subtree_height();
     let nullifier_subtree_siblings = state.nullifiers.tree().subtree_path(nf_start, k)?.siblings;
-    state.nullifiers.write_subtree_unchecked(nf_start, &pending)?;
+    state
+        .nullifiers
+        .write_subtree_unchecked(nf_start, &pending)?;
 
     // Output commitments: one aligned subtree of 2B leaves.
     let mut leaves = vec![Fr::zero(); shape.leaves_per_batch()];

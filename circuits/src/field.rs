@@ -117,7 +117,10 @@ mod tests {
         let r_minus_1 = "0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000000";
         assert_eq!(from_hex(r_minus_1).unwrap(), -Fr::from(1u64));
         assert_eq!(from_hex("0xzz"), Err(FieldError::BadHex));
-        assert_eq!(from_hex(&format!("0x{}", "1".repeat(65))), Err(FieldError::BadHex));
+        assert_eq!(
+            from_hex(&format!("0x{}", "1".repeat(65))),
+            Err(FieldError::BadHex)
+        );
         assert_eq!(from_hex("0x"), Err(FieldError::BadHex));
     }
 }

@@ -128,7 +128,8 @@ impl SpendingKey {
     pub fn encryption_secret(&self) -> x25519_dalek::StaticSecret {
         let hk = Hkdf::<Sha256>::new(None, &self.0);
         let mut okm = [0u8; 32];
-        hk.expand(ENC_KEY_INFO, &mut okm).expect("32 bytes is a valid HKDF length");
+        hk.expand(ENC_KEY_INFO, &mut okm)
+            .expect("32 bytes is a valid HKDF length");
         let secret = x25519_dalek::StaticSecret::from(okm);
         okm.zeroize();
         secret
@@ -190,8 +191,8 @@ impl PaymentAddress {
 
     /// Decodes a bech32m address of the given network.
     pub fn decode(s: &str, network: Network) -> Result<Self, KeyError> {
-        let checked = CheckedHrpstring::new::<Bech32m>(s)
-            .map_err(|e| KeyError::Encoding(e.to_string()))?;
+        let checked =
+            CheckedHrpstring::new::<Bech32m>(s).map_err(|e| KeyError::Encoding(e.to_string()))?;
         let hrp = checked.hrp().to_lowercase();
         if hrp != network.hrp() {
             return Err(KeyError::WrongNetwork {
@@ -246,11 +247,17 @@ mod tests {
     fn keys_are_deterministic_and_distinct() {
         let a = SpendingKey::from_bytes([7u8; 32]).unwrap();
         let b = SpendingKey::from_bytes([8u8; 32]).unwrap();
-        assert_eq!(a.owner_tag(), SpendingKey::from_bytes([7u8; 32]).unwrap().owner_tag());
+        assert_eq!(
+            a.owner_tag(),
+            SpendingKey::from_bytes([7u8; 32]).unwrap().owner_tag()
+        );
         assert_ne!(a.owner_tag(), b.owner_tag());
         assert_ne!(a.nullifier_key(), b.nullifier_key());
         assert_eq!(a.proof_generation_key().owner_tag(), a.owner_tag());
         assert_eq!(format!("{a:?}"), "SpendingKey(..)");
-        assert_eq!(SpendingKey::from_bytes([0u8; 32]).unwrap_err(), KeyError::ZeroKey);
+        assert_eq!(
+            SpendingKey::from_bytes([0u8; 32]).unwrap_err(),
+            KeyError::ZeroKey
+        );
     }
 }

@@ -204,7 +204,13 @@ mod tests {
             rho: Fr::from(2u64),
             r: Fr::from(3u64),
         };
-        assert_ne!(note.nullifier(Fr::from(4u64), 0), note.nullifier(Fr::from(4u64), 1));
-        assert_ne!(note.nullifier(Fr::from(4u64), 0), note.nullifier(Fr::from(5u64), 0));
+        assert_ne!(
+            note.nullifier(Fr::from(4u64), 0),
+            note.nullifier(Fr::from(4u64), 1)
+        );
+        assert_ne!(
+            note.nullifier(Fr::from(4u64), 0),
+            note.nullifier(Fr::from(5u64), 0)
+        );
     }
 }

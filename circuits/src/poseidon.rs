@@ -140,20 +140,32 @@ mod tests {
     /// vector's "p - 1" input, 0x30644e..725500, is above r); outputs must be canonical.
     pub(crate) fn fr_from_hex_reduced(s: &str) -> Fr {
         let s = s.trim_start_matches("0x");
-        let s = if s.len() % 2 == 1 { format!("0{s}") } else { s.to_string() };
+        let s = if s.len() % 2 == 1 {
+            format!("0{s}")
+        } else {
+            s.to_string()
+        };
         Fr::from_be_bytes_mod_order(&hex::decode(&s).unwrap())
     }
 
     pub(crate) fn fr_from_hex(s: &str) -> Fr {
         let s = s.trim_start_matches("0x");
-        let s = if s.len() % 2 == 1 { format!("0{s}") } else { s.to_string() };
+        let s = if s.len() % 2 == 1 {
+            format!("0{s}")
+        } else {
+            s.to_string()
+        };
         let bytes = hex::decode(&s).unwrap();
         assert!(bytes.len() <= 32);
         let mut padded = vec![0u8; 32 - bytes.len()];
         padded.extend_from_slice(&bytes);
         let f = Fr::from_be_bytes_mod_order(&padded);
         // the vectors are canonical: reject anything that wrapped
-        assert_eq!(f.into_bigint().to_bytes_be(), padded, "non-canonical vector {s}");
+        assert_eq!(
+            f.into_bigint().to_bytes_be(),
+            padded,
+            "non-canonical vector {s}"
+        );
         f
     }
 
@@ -184,7 +196,10 @@ mod tests {
             assert_eq!(poseidon(&inputs), expected, "inputs {:?}", v["inputs"]);
             widths.insert(inputs.len());
         }
-        assert_eq!(widths.into_iter().collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
+        assert_eq!(
+            widths.into_iter().collect::<Vec<_>>(),
+            (1..=8).collect::<Vec<_>>()
+        );
     }
 
     #[test]

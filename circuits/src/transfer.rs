@@ -234,7 +234,10 @@ impl Transfer {
             + p.public_out as u128
             + p.fee as u128;
         if ins != outs {
-            return Err(TransferError::Unbalanced { inputs: ins, outputs: outs });
+            return Err(TransferError::Unbalanced {
+                inputs: ins,
+                outputs: outs,
+            });
         }
         // Policy: deposits need a reference, withdrawals a destination.
         if (p.public_in > 0) != (p.deposit_ref != Fr::from(0u64)) {
@@ -298,12 +301,6 @@ pub enum TransferError {
     WrongCommitment {
         /// Output index.
         output: usize,
-    },
-    /// Rule 5: an amount does not fit in 64 bits.
-    #[error("{field} is not below 2^64")]
-    ValueOutOfRange {
-        /// Which amount.
-        field: &'static str,
     },
     /// Rule 6.
     #[error("inputs ({inputs}) do not equal outputs ({outputs})")]

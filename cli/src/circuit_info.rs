@@ -77,7 +77,10 @@ pub fn run(args: Args) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("batch circuit B = {}, D = {}", report.batch_size, report.depth);
+        println!(
+            "batch circuit B = {}, D = {}",
+            report.batch_size, report.depth
+        );
         println!("  constraints        {:>12}", report.constraints);
         println!("  per transfer       {:>12}", report.per_transfer);
         println!("  public inputs      {:>12}", report.public_inputs);

@@ -81,7 +81,9 @@ pub enum KeyFileError {
         expected: KeyKind,
     },
     /// The key was made for another circuit shape.
-    #[error("{path}: key is for B = {found_b}, D = {found_d}, but the circuit is B = {b}, D = {d}")]
+    #[error(
+        "{path}: key is for B = {found_b}, D = {found_d}, but the circuit is B = {b}, D = {d}"
+    )]
     WrongShape {
         /// File.
         path: PathBuf,
@@ -233,7 +235,11 @@ pub fn write_key_file<K: CanonicalSerialize>(
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if header.kind == KeyKind::Proving { 0o600 } else { 0o644 });
+        opts.mode(if header.kind == KeyKind::Proving {
+            0o600
+        } else {
+            0o644
+        });
     }
     let mut file = opts.open(&tmp).map_err(io_err(&tmp))?;
     let mut body = Vec::with_capacity(key.compressed_size() + HEADER_LEN);

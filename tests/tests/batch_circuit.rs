@@ -259,7 +259,12 @@ fn output_appended_at_the_wrong_index_is_unsatisfied() {
     bad.witness.note_subtree_siblings = sc.state.notes.subtree_path(wrong, k).unwrap().siblings;
     let mut notes = sc.state.notes.tree().clone();
     let leaves: Vec<Fr> = (0..n as usize)
-        .map(|i| good.public_fields.get(i / 2).map(|f| f[2 + i % 2]).unwrap_or(Fr::zero()))
+        .map(|i| {
+            good.public_fields
+                .get(i / 2)
+                .map(|f| f[2 + i % 2])
+                .unwrap_or(Fr::zero())
+        })
         .collect();
     notes.set_subtree(wrong, &leaves).unwrap();
     let mut summary = good.new_state;
@@ -293,10 +298,7 @@ fn small_order_spend_key_is_unsatisfied() {
     let (mut sc, _alice, bob) = funded();
     let g = EdwardsAffine::generator();
     let order2 = EdwardsAffine::new_unchecked(Fr::zero(), -Fr::one());
-    for (name, ak) in [
-        ("identity", EdwardsAffine::zero()),
-        ("order 2", order2),
-    ] {
+    for (name, ak) in [("identity", EdwardsAffine::zero()), ("order 2", order2)] {
         let nk = Fr::from(1234u64);
         let owner = veil_circuits::keys::owner_tag(&veil_circuits::eddsa::PublicKey(ak), nk);
         let dummy = |rho: u64| InputSpec {

@@ -3,6 +3,7 @@
 
 use ark_bn254::Bn254;
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, VerifyingKey};
+use ark_snark::SNARK;
 use veil_circuits::batch::BatchPublicInputs;
 
 /// Verification could not be carried out (as opposed to a proof that is simply invalid).

@@ -16,8 +16,6 @@ use ark_r1cs_std::{
     eq::EqGadget,
     fields::{fp::FpVar, FieldVar},
     groups::CurveVar,
-    select::CondSelectGadget,
-    ToBitsGadget,
 };
 use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 use serde::Serialize;
@@ -25,7 +23,7 @@ use serde::Serialize;
 use super::{BatchPublicInputs, BatchWitness, InsertionWitness, LowLeafLocation};
 use crate::constants::{domain, DOM_BATCH, DOM_LEAF, DOM_SIG, DOM_STATE, VALUE_BITS};
 use crate::eddsa::gadget::{enforce_signature, SignatureVar};
-use crate::gadgets::comparison::{enforce_range_bits, is_less_than_bits};
+use crate::gadgets::comparison::{canonical_bits, enforce_range_bits, is_less_than_bits};
 use crate::note::gadget::{commitment_var, nullifier_var, output_rho_var, owner_tag_var};
 use crate::poseidon::gadget::{hash_many_var, poseidon_var};
 use crate::tree::empty_roots;
@@ -299,7 +297,7 @@ impl BatchCircuit {
 
             // Signature by A over the sighash.
             m.run(section::SIGNATURE, || {
-                let sig = SignatureVar::new_witness(cs.clone(), || Ok(slot.signature.clone()))?;
+                let sig = SignatureVar::new_witness(cs.clone(), || Ok(slot.signature))?;
                 enforce_signature(&ak, &sighash, &sig, &e)
             })?;
 
@@ -421,9 +419,9 @@ fn insert_nullifier(
     nv.conditional_enforce_equal(&chosen[2], &low_pending)?;
 
     // Ordering: v < x and (x < nv or nv == 0).
-    let x_bits = x.to_bits_le()?;
-    let v_bits = v.to_bits_le()?;
-    let nv_bits = nv.to_bits_le()?;
+    let x_bits = canonical_bits(x)?;
+    let v_bits = canonical_bits(&v)?;
+    let nv_bits = canonical_bits(&nv)?;
     let above_low = is_less_than_bits(&v_bits, &x_bits)?;
     let below_next = is_less_than_bits(&x_bits, &nv_bits)? | nv.is_zero()?;
     (&above_low & &below_next).conditional_enforce_equal(&Boolean::TRUE, enabled)?;

@@ -248,7 +248,7 @@ fn signed_digit(
 }
 
 /// The canonical little-endian bits of `x` (`MODULUS_BIT_SIZE` of them, value `<= p - 1`).
-fn canonical_bits_le(x: &FpVar<Fr>) -> Result<Vec<Boolean<Fr>>, SynthesisError> {
+pub(crate) fn canonical_bits_le(x: &FpVar<Fr>) -> Result<Vec<Boolean<Fr>>, SynthesisError> {
     let n = Fr::MODULUS_BIT_SIZE as usize;
     if let FpVar::Constant(c) = x {
         return Ok(le_bits(&c.into_bigint(), n)

@@ -5,13 +5,11 @@
 //! `[0, 2^(n+1))`, so it is decomposed into `n + 1` bits (unique, far below the modulus) whose top
 //! bit is "no borrow". The first borrow is 1, so the final "no borrow" says `b - a - 1 >= 0`, that
 //! is `a < b`. Packing the input bits into limbs is free; two canonical 254-bit values cost
-//! 2 x (128 + 1) = 258 constraints on top of their decompositions ([`canonical_bits`], 640 each).
+//! 2 x (128 + 1) = 258 constraints on top of their decompositions ([`canonical_bits`], ~385 each).
 
 use ark_bn254::Fr;
 use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField, Zero};
-use ark_r1cs_std::{
-    alloc::AllocVar, boolean::Boolean, convert::ToBitsGadget, fields::fp::FpVar, R1CSVar,
-};
+use ark_r1cs_std::{alloc::AllocVar, boolean::Boolean, fields::fp::FpVar, R1CSVar};
 use ark_relations::r1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
 use super::lc_of;
@@ -19,10 +17,11 @@ use super::lc_of;
 /// Width of the limbs compared at once: `2^(LIMB_BITS + 1)` stays far below the modulus.
 pub const LIMB_BITS: usize = 127;
 
-/// The canonical little-endian bits of `x` (254 of them, as an integer below the modulus):
-/// ark-r1cs-std's `to_bits_le`, about 640 constraints.
+/// The canonical little-endian bits of `x` (254 of them, as an integer below the modulus): 254
+/// booleans plus a run-length comparison with `p - 1`, about 385 constraints (ark-r1cs-std's
+/// `to_bits_le` costs 640).
 pub fn canonical_bits(x: &FpVar<Fr>) -> Result<Vec<Boolean<Fr>>, SynthesisError> {
-    x.to_bits_le()
+    crate::eddsa::gadget::canonical_bits_le(x)
 }
 
 /// `sum bits[i] * 2^i` as a linear combination, and its value when known.

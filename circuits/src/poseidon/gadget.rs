@@ -12,9 +12,7 @@ use ark_r1cs_std::{
     fields::fp::{AllocatedFp, FpVar},
     R1CSVar,
 };
-use ark_relations::r1cs::{
-    ConstraintSystemRef, LinearCombination, SynthesisError, Variable,
-};
+use ark_relations::r1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
 
 use super::constants;
 use crate::constants::POSEIDON_MAX_INPUTS;
@@ -59,7 +57,8 @@ impl Cell {
 
 /// Sums `coeff * cell` over a row, merging equal variables (terms stay sorted by variable).
 fn combine(row: &[Fr], cells: &[Cell]) -> Cell {
-    let mut terms: Vec<(Variable, Fr)> = Vec::with_capacity(cells.iter().map(|c| c.lc.0.len()).sum());
+    let mut terms: Vec<(Variable, Fr)> =
+        Vec::with_capacity(cells.iter().map(|c| c.lc.0.len()).sum());
     let mut value = Some(Fr::zero());
     for (m, cell) in row.iter().zip(cells) {
         for (coeff, var) in cell.lc.0.iter() {
@@ -76,7 +75,10 @@ fn combine(row: &[Fr], cells: &[Cell]) -> Cell {
         }
     }
     merged.retain(|(c, _)| !c.is_zero());
-    Cell { lc: LinearCombination(merged), value }
+    Cell {
+        lc: LinearCombination(merged),
+        value,
+    }
 }
 
 /// `x^5` with three constraints; constants are folded without constraints.
@@ -97,7 +99,11 @@ fn sbox(cs: &ConstraintSystemRef<Fr>, x: Cell) -> Result<Cell, SynthesisError> {
         LinearCombination::from(x4),
     )?;
     let x5 = cs.new_witness_variable(|| x5v.ok_or(SynthesisError::AssignmentMissing))?;
-    cs.enforce_constraint(LinearCombination::from(x4), x.lc, LinearCombination::from(x5))?;
+    cs.enforce_constraint(
+        LinearCombination::from(x4),
+        x.lc,
+        LinearCombination::from(x5),
+    )?;
     Ok(Cell {
         lc: LinearCombination::from(x5),
         value: x5v,
@@ -186,7 +192,10 @@ mod tests {
         let before = cs.num_constraints();
         let h = poseidon_var(&xs).unwrap();
         assert_eq!(cs.num_constraints() - before, 8 * 3 * 3 + 57 * 3 - 3);
-        assert_eq!(h.value().unwrap(), poseidon(&[Fr::from(1u64), Fr::from(2u64)]));
+        assert_eq!(
+            h.value().unwrap(),
+            poseidon(&[Fr::from(1u64), Fr::from(2u64)])
+        );
         assert!(cs.is_satisfied().unwrap());
     }
 
