@@ -115,18 +115,19 @@ pub fn hash2(a: Fr, b: Fr) -> Fr {
     poseidon(&[a, b])
 }
 
-/// `H(x1..xn)` for any `n` in 1..=64 (DESIGN §2): one permutation for `n <= 8`; beyond, the
-/// inputs are split into chunks of 8, each chunk hashed, and the chunk hashes hashed again.
+/// `H(x1..xn)` for any `n >= 1` (DESIGN §2): one permutation for `n <= 8`; beyond, the first
+/// seven inputs and the hash of the rest, `H(x1..x7, H(x8..xn))` (recursively). For the
+/// 10-input sighash that is one width-9 and one width-4 permutation (669 constraints) rather
+/// than hashing two chunks and then their hashes (885).
 pub fn hash_many(inputs: &[Fr]) -> Fr {
-    assert!(
-        !inputs.is_empty() && inputs.len() <= POSEIDON_MAX_INPUTS * POSEIDON_MAX_INPUTS,
-        "hash_many takes 1..=64 inputs"
-    );
+    assert!(!inputs.is_empty(), "hash_many takes at least one input");
     if inputs.len() <= POSEIDON_MAX_INPUTS {
         return poseidon(inputs);
     }
-    let chunks: Vec<Fr> = inputs.chunks(POSEIDON_MAX_INPUTS).map(poseidon).collect();
-    poseidon(&chunks)
+    let mut outer = [Fr::zero(); POSEIDON_MAX_INPUTS];
+    outer[..POSEIDON_MAX_INPUTS - 1].copy_from_slice(&inputs[..POSEIDON_MAX_INPUTS - 1]);
+    outer[POSEIDON_MAX_INPUTS - 1] = hash_many(&inputs[POSEIDON_MAX_INPUTS - 1..]);
+    poseidon(&outer)
 }
 
 #[cfg(test)]
@@ -205,7 +206,9 @@ mod tests {
     #[test]
     fn hash_many_splits_beyond_eight() {
         let xs: Vec<Fr> = (1..=10u64).map(Fr::from).collect();
-        let expected = poseidon(&[poseidon(&xs[..8]), poseidon(&xs[8..])]);
+        let mut outer = xs[..7].to_vec();
+        outer.push(poseidon(&xs[7..]));
+        let expected = poseidon(&outer);
         assert_eq!(hash_many(&xs), expected);
         assert_eq!(hash_many(&xs[..3]), poseidon(&xs[..3]));
     }
