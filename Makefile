@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info clean
+.PHONY: all build run test lint fmt circuit-info bench bench-quick clean
 
 all: build
 
@@ -26,6 +26,14 @@ fmt:
 
 circuit-info: build
 	./target/release/veil circuit-info --batch-size $(B) --depth $(D) --json
+
+# Prover benchmark (minutes: shapes 1x32, 4x32, 16x32); table in target/bench/prover.md.
+bench:
+	$(CARGO) run --release -p veil-bench -- prover
+
+# The same on small shapes (1x8, 2x8, 4x8), seconds: checks the benchmark works.
+bench-quick:
+	$(CARGO) run --release -p veil-bench -- prover --quick
 
 clean:
 	$(CARGO) clean
