@@ -192,12 +192,15 @@ async fn submit(ctx: Arc<ApiContext>, body: Bytes, operator: bool) -> Response {
         ctx.node.metrics.record_rejection(code);
         error_response(status, code, message)
     };
-    let req: TransferRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) if e.is_data() => {
-            return refuse(StatusCode::BAD_REQUEST, "invalid_body", e.to_string());
-        }
+    // Two steps so that syntax errors (`bad_json`) and well-formed JSON of the wrong shape
+    // (`invalid_body`: wrong types, unknown or missing fields, wrong lengths) are told apart.
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad_json", e.to_string()),
+    };
+    let req: TransferRequest = match serde_json::from_value(value) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()),
     };
     let transfer = match Transfer::try_from(req) {
         Ok(t) => t,

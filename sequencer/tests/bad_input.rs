@@ -124,7 +124,8 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
     let cases: Vec<(&str, Req, u16, &str)> = vec![
         ("truncated JSON", raw("{\"nullifiers\":"), 400, "bad_json"),
         ("not JSON", raw("hello"), 400, "bad_json"),
-        ("empty body", raw(""), 400, "bad_json"),
+        ("empty body, no content-length", raw(""), 411, "length_required"),
+        ("whitespace body", raw(" "), 400, "bad_json"),
         ("number too large for JSON", raw(&fee_text.replace("123456789", "1e400")), 400, "bad_json"),
         ("array body", raw("[]"), 400, "invalid_body"),
         ("wrong type", post(&with(&g, |v| v["public_in"] = json!("5"))), 400, "invalid_body"),
