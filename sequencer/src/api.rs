@@ -208,9 +208,10 @@ async fn submit(ctx: Arc<ApiContext>, body: Bytes, operator: bool) -> Response {
     };
     let node = ctx.node.clone();
     match tokio::task::spawn_blocking(move || node.submit(transfer, operator)).await {
-        Ok(Ok((id, _))) => {
-            json_response(StatusCode::ACCEPTED, &json!({"id": id, "status": "pending"}))
-        }
+        Ok(Ok((id, _))) => json_response(
+            StatusCode::ACCEPTED,
+            &json!({"id": id, "status": "pending"}),
+        ),
         Ok(Err(e)) => {
             if let SubmitError::Store(inner) = &e {
                 tracing::error!(error = %inner, "storing a transfer failed");
@@ -359,7 +360,10 @@ fn metrics_response(node: &Node) -> Response {
     let m = &node.metrics;
     let mut s = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            s,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     };
     metric(
         "veil_transfers_accepted_total",
@@ -409,7 +413,11 @@ async fn recover(err: Rejection) -> Result<Response, Infallible> {
         PayloadTooLarge, UnsupportedMediaType,
     };
     let (status, code, message) = if err.is_not_found() {
-        (StatusCode::NOT_FOUND, "not_found", "no such route".to_owned())
+        (
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such route".to_owned(),
+        )
     } else if let Some(e) = err.find::<ApiReject>() {
         (e.status, e.code, e.message.clone())
     } else if err.find::<PayloadTooLarge>().is_some() {
@@ -437,7 +445,11 @@ async fn recover(err: Rejection) -> Result<Response, Infallible> {
     } else if let Some(e) = err.find::<MissingHeader>() {
         (StatusCode::BAD_REQUEST, "bad_header", e.to_string())
     } else if let Some(e) = err.find::<UnsupportedMediaType>() {
-        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", e.to_string())
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            e.to_string(),
+        )
     } else {
         tracing::error!(rejection = ?err, "unhandled rejection");
         (

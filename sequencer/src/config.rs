@@ -202,9 +202,17 @@ mod tests {
         let err = c3
             .apply_env(|k| (k == "VEIL_BATCH_SIZE").then(|| "many".to_string()))
             .unwrap_err();
-        assert!(matches!(err, ConfigError::Env { name: "VEIL_BATCH_SIZE", .. }));
-        let mut c4 = Config::default();
-        c4.batch_size = 3;
+        assert!(matches!(
+            err,
+            ConfigError::Env {
+                name: "VEIL_BATCH_SIZE",
+                ..
+            }
+        ));
+        let c4 = Config {
+            batch_size: 3,
+            ..Config::default()
+        };
         assert!(c4.shape().is_err());
     }
 }

@@ -399,7 +399,8 @@ impl Node {
                 Err(BatchError::Transfer { index, error }) => {
                     let p = inner.mempool.remove(index);
                     tracing::warn!(id = %p.id, %error, "rejecting transfer at sealing");
-                    self.store.reject(p.seq, &p.id, transfer_error_code(&error))?;
+                    self.store
+                        .reject(p.seq, &p.id, transfer_error_code(&error))?;
                     inner.pending_ids.remove(&p.id);
                     for nf in &p.transfer.public.nullifiers {
                         inner.pending_nullifiers.remove(nf);
@@ -601,7 +602,9 @@ mod tests {
         let again = sc.pay(&alice, &bob, 10, 0, 0);
         assert!(matches!(
             node.submit(again, false),
-            Err(SubmitError::Invalid(TransferError::AlreadySpent { input: 0 }))
+            Err(SubmitError::Invalid(TransferError::AlreadySpent {
+                input: 0
+            }))
         ));
         drop(node);
         // Reopen: the mempool and the state come back.
@@ -624,7 +627,10 @@ mod tests {
             notes[0].1.commitment,
             field::to_bytes_be(&d.public.commitments[0])
         );
-        assert_eq!(notes[2].0, 4, "second batch starts at the next aligned subtree");
+        assert_eq!(
+            notes[2].0, 4,
+            "second batch starts at the next aligned subtree"
+        );
         let (leaf, path, root) = node.note_path(4).unwrap();
         assert_eq!(leaf, pay.public.commitments[0]);
         assert_eq!(path.root(leaf, 4), root);

@@ -43,7 +43,7 @@ const META_STATE: &str = "state";
 pub enum StoreError {
     /// redb failed.
     #[error("database: {0}")]
-    Db(#[from] redb::Error),
+    Db(Box<redb::Error>),
     /// A record does not decode, or contradicts another.
     #[error("corrupt store: {0}")]
     Corrupt(String),
@@ -60,11 +60,17 @@ pub enum StoreError {
     Duplicate(String),
 }
 
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Db(Box::new(e))
+    }
+}
+
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
+                StoreError::Db(Box::new(e.into()))
             }
         }
     )*};
@@ -222,8 +228,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) `dir/veil.redb` for `shape`; fails if it was created for another shape.
     pub fn open(dir: &Path, shape: BatchShape) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::from(redb::Error::Io(e)))?;
         let db = Database::create(dir.join("veil.redb"))?;
         let txn = db.begin_write()?;
         {

@@ -215,9 +215,7 @@ impl TryFrom<&TransferRequest> for Transfer {
     fn try_from(req: &TransferRequest) -> Result<Self, Self::Error> {
         let public = TransferPublic {
             nullifiers: pair(|i| parse_field(&req.nullifiers[i], &format!("nullifiers[{i}]")))?,
-            commitments: pair(|i| {
-                parse_field(&req.commitments[i], &format!("commitments[{i}]"))
-            })?,
+            commitments: pair(|i| parse_field(&req.commitments[i], &format!("commitments[{i}]")))?,
             public_in: parse_u64(&req.public_in, "public_in")?,
             public_out: parse_u64(&req.public_out, "public_out")?,
             fee: parse_u64(&req.fee, "fee")?,
@@ -291,7 +289,10 @@ impl From<&Transfer> for TransferRequest {
             }),
             outputs: t.outputs.map(|o| note_json(&o)),
             signature: hex::encode(t.signature.to_bytes()),
-            ciphertexts: [hex::encode(&t.ciphertexts[0]), hex::encode(&t.ciphertexts[1])],
+            ciphertexts: [
+                hex::encode(&t.ciphertexts[0]),
+                hex::encode(&t.ciphertexts[1]),
+            ],
         }
     }
 }
@@ -411,7 +412,11 @@ mod tests {
             WireError::MalformedSignature(_)
         ));
         assert_eq!(
-            with(&["ciphertexts", "0"], "00".repeat(NOTE_CIPHERTEXT_LEN - 1).into()).unwrap_err(),
+            with(
+                &["ciphertexts", "0"],
+                "00".repeat(NOTE_CIPHERTEXT_LEN - 1).into()
+            )
+            .unwrap_err(),
             WireError::BadCiphertext {
                 index: 0,
                 len: NOTE_CIPHERTEXT_LEN - 1

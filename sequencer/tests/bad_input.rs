@@ -124,12 +124,32 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
     let cases: Vec<(&str, Req, u16, &str)> = vec![
         ("truncated JSON", raw("{\"nullifiers\":"), 400, "bad_json"),
         ("not JSON", raw("hello"), 400, "bad_json"),
-        ("empty body, no content-length", raw(""), 411, "length_required"),
+        (
+            "empty body, no content-length",
+            raw(""),
+            411,
+            "length_required",
+        ),
         ("whitespace body", raw(" "), 400, "bad_json"),
-        ("number too large for JSON", raw(&fee_text.replace("123456789", "1e400")), 400, "bad_json"),
+        (
+            "number too large for JSON",
+            raw(&fee_text.replace("123456789", "1e400")),
+            400,
+            "bad_json",
+        ),
         ("array body", raw("[]"), 400, "invalid_body"),
-        ("wrong type", post(&with(&g, |v| v["public_in"] = json!("5"))), 400, "invalid_body"),
-        ("unknown field", post(&with(&g, |v| v["memo"] = json!("hi"))), 400, "invalid_body"),
+        (
+            "wrong type",
+            post(&with(&g, |v| v["public_in"] = json!("5"))),
+            400,
+            "invalid_body",
+        ),
+        (
+            "unknown field",
+            post(&with(&g, |v| v["memo"] = json!("hi"))),
+            400,
+            "invalid_body",
+        ),
         (
             "missing field",
             post(&with(&g, |v| {
@@ -140,7 +160,9 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
         ),
         (
             "three nullifiers",
-            post(&with(&g, |v| v["nullifiers"].as_array_mut().unwrap().push(json!("0x1")))),
+            post(&with(&g, |v| {
+                v["nullifiers"].as_array_mut().unwrap().push(json!("0x1"))
+            })),
             400,
             "invalid_body",
         ),
@@ -150,7 +172,12 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
             413,
             "body_too_large",
         ),
-        ("bad hex", post(&with(&g, |v| v["nullifiers"][0] = json!("0xnothex"))), 400, "bad_hex"),
+        (
+            "bad hex",
+            post(&with(&g, |v| v["nullifiers"][0] = json!("0xnothex"))),
+            400,
+            "bad_hex",
+        ),
         (
             "non-canonical field element",
             post(&with(&g, |v| v["commitments"][1] = json!(MODULUS))),
@@ -169,9 +196,24 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
             400,
             "value_out_of_range",
         ),
-        ("fractional value", post(&with(&g, |v| v["fee"] = json!(0.5))), 400, "not_an_integer"),
-        ("point not on curve", post(&with(&g, |v| v["ak"]["x"] = json!("0x5"))), 400, "bad_point"),
-        ("short signature", post(&with(&g, |v| v["signature"] = json!("abcd"))), 400, "bad_hex"),
+        (
+            "fractional value",
+            post(&with(&g, |v| v["fee"] = json!(0.5))),
+            400,
+            "not_an_integer",
+        ),
+        (
+            "point not on curve",
+            post(&with(&g, |v| v["ak"]["x"] = json!("0x5"))),
+            400,
+            "bad_point",
+        ),
+        (
+            "short signature",
+            post(&with(&g, |v| v["signature"] = json!("abcd"))),
+            400,
+            "bad_hex",
+        ),
         (
             "malformed signature",
             post(&with(&g, |v| v["signature"] = json!("ff".repeat(64)))),
@@ -184,11 +226,23 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
             400,
             "bad_ciphertext",
         ),
-        ("duplicate submission", post(&body(&t1)), 409, "duplicate_transfer"),
-        ("double spend vs mempool", post(&body(&double_spend)), 422, "already_spent"),
+        (
+            "duplicate submission",
+            post(&body(&t1)),
+            409,
+            "duplicate_transfer",
+        ),
+        (
+            "double spend vs mempool",
+            post(&body(&double_spend)),
+            422,
+            "already_spent",
+        ),
         (
             "bad signature",
-            post(&with(&g, |v| v["signature"] = json!(hex::encode(t1.signature.to_bytes())))),
+            post(&with(&g, |v| {
+                v["signature"] = json!(hex::encode(t1.signature.to_bytes()))
+            })),
             422,
             "bad_signature",
         ),
@@ -223,49 +277,112 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
             422,
             "wrong_output_rho",
         ),
-        ("duplicate nullifier", post(&body(&same_nullifier)), 422, "duplicate_nullifier"),
+        (
+            "duplicate nullifier",
+            post(&body(&same_nullifier)),
+            422,
+            "duplicate_nullifier",
+        ),
         (
             "withdrawal without destination",
             post(&with(&body(&withdrawal), |v| v["dest"] = json!("0x0"))),
             422,
             "withdrawal_destination",
         ),
-        ("deposit as a transfer", post(&body(&d3)), 403, "deposit_not_allowed"),
-        ("deposit without token", deposit(&body(&d3), None), 401, "unauthorized"),
-        ("deposit with wrong token", deposit(&body(&d3), Some("wrong")), 401, "unauthorized"),
+        (
+            "deposit as a transfer",
+            post(&body(&d3)),
+            403,
+            "deposit_not_allowed",
+        ),
+        (
+            "deposit without token",
+            deposit(&body(&d3), None),
+            401,
+            "unauthorized",
+        ),
+        (
+            "deposit with wrong token",
+            deposit(&body(&d3), Some("wrong")),
+            401,
+            "unauthorized",
+        ),
         (
             "deposit token prefix",
             deposit(&body(&d3), Some("test-operator-toke")),
             401,
             "unauthorized",
         ),
-        ("not a deposit", deposit(&g, Some(TOKEN)), 400, "not_a_deposit"),
+        (
+            "not a deposit",
+            deposit(&g, Some(TOKEN)),
+            400,
+            "not_a_deposit",
+        ),
         (
             "deposit without reference",
-            deposit(&with(&body(&d3), |v| v["deposit_ref"] = json!("0x0")), Some(TOKEN)),
+            deposit(
+                &with(&body(&d3), |v| v["deposit_ref"] = json!("0x0")),
+                Some(TOKEN),
+            ),
             422,
             "deposit_reference",
         ),
-        ("unknown route", Req::Get("/v1/nope".into()), 404, "not_found"),
+        (
+            "unknown route",
+            Req::Get("/v1/nope".into()),
+            404,
+            "not_found",
+        ),
         ("unknown root route", Req::Get("/".into()), 404, "not_found"),
-        ("wrong method on state", Req::Other(reqwest::Method::POST, "/v1/state"), 405, "method_not_allowed"),
+        (
+            "wrong method on state",
+            Req::Other(reqwest::Method::POST, "/v1/state"),
+            405,
+            "method_not_allowed",
+        ),
         (
             "wrong method on transfers",
             Req::Other(reqwest::Method::DELETE, "/v1/transfers"),
             405,
             "method_not_allowed",
         ),
-        ("unknown transfer", Req::Get("/v1/transfers/deadbeef".into()), 404, "transfer_not_found"),
-        ("nullifier bad hex", Req::Get("/v1/nullifiers/0xzz".into()), 400, "bad_hex"),
+        (
+            "unknown transfer",
+            Req::Get("/v1/transfers/deadbeef".into()),
+            404,
+            "transfer_not_found",
+        ),
+        (
+            "nullifier bad hex",
+            Req::Get("/v1/nullifiers/0xzz".into()),
+            400,
+            "bad_hex",
+        ),
         (
             "nullifier non-canonical",
             Req::Get(format!("/v1/nullifiers/{MODULUS}")),
             400,
             "non_canonical_field",
         ),
-        ("unknown batch", Req::Get("/v1/batches/99".into()), 404, "batch_not_found"),
-        ("bad notes query", Req::Get("/v1/notes?from=abc".into()), 400, "bad_query"),
-        ("path beyond the tree", Req::Get("/v1/notes/200/path".into()), 404, "note_not_found"),
+        (
+            "unknown batch",
+            Req::Get("/v1/batches/99".into()),
+            404,
+            "batch_not_found",
+        ),
+        (
+            "bad notes query",
+            Req::Get("/v1/notes?from=abc".into()),
+            400,
+            "bad_query",
+        ),
+        (
+            "path beyond the tree",
+            Req::Get("/v1/notes/200/path".into()),
+            404,
+            "note_not_found",
+        ),
     ];
     assert!(cases.len() >= 25);
     for (label, req, status, code) in cases {
@@ -286,7 +403,9 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
         assert_eq!(s, status, "{label}: {v}");
         assert_eq!(v["error"]["code"], code, "{label}: {v}");
         assert!(
-            v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "{label}: {v}"
         );
         let (_, now) = api.get("/v1/state").await;
@@ -295,8 +414,14 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
     // The refusals are counted by code.
     let (_, metrics) = api.get("/metrics").await;
     let text = metrics.as_str().unwrap();
-    assert!(text.contains("veil_transfers_rejected_total{code=\"bad_json\"} 4"), "{text}");
-    assert!(text.contains("veil_transfers_rejected_total{code=\"already_spent\"} 1"), "{text}");
+    assert!(
+        text.contains("veil_transfers_rejected_total{code=\"bad_json\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("veil_transfers_rejected_total{code=\"already_spent\"} 1"),
+        "{text}"
+    );
     // The valid transfer is still accepted afterwards (nothing was poisoned).
     let (s, _) = api.post("/v1/transfers", &g, None).await;
     assert_eq!(s, 202);

@@ -67,6 +67,9 @@ async fn eight_concurrent_spends_of_one_note_accept_exactly_one() {
             veil_circuits::field::to_hex(&nf)
         ))
         .await;
-    assert_eq!((n["spent"].as_bool(), n["pending"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(
+        (n["spent"].as_bool(), n["pending"].as_bool()),
+        (Some(false), Some(true))
+    );
     running.stop().await.unwrap();
 }

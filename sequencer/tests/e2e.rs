@@ -70,16 +70,17 @@ async fn deposit_transfer_prove_and_verify() {
     let bob = sc.new_key();
     let d = sc.deposit(&alice, 1000);
     let id_d = api.deposit(&d).await;
-    let v = api
-        .wait_status(&id_d, &["batched", "proven"], LONG)
-        .await;
+    let v = api.wait_status(&id_d, &["batched", "proven"], LONG).await;
     assert_eq!(v["batch"], 0);
     sc.apply(std::slice::from_ref(&d)).unwrap();
 
     let t = sc.pay(&alice, &bob, 300, 0, 0);
     let id_t = api.submit(&t).await;
     let (s, nf) = api
-        .get(&format!("/v1/nullifiers/{}", field::to_hex(&t.public.nullifiers[0])))
+        .get(&format!(
+            "/v1/nullifiers/{}",
+            field::to_hex(&t.public.nullifiers[0])
+        ))
         .await;
     assert_eq!(s, 200);
     assert_eq!(nf["spent"], false);
@@ -104,9 +105,15 @@ async fn deposit_transfer_prove_and_verify() {
     assert_eq!(last_root, sc.state.state_root());
 
     let (_, nf) = api
-        .get(&format!("/v1/nullifiers/{}", field::to_hex(&t.public.nullifiers[0])))
+        .get(&format!(
+            "/v1/nullifiers/{}",
+            field::to_hex(&t.public.nullifiers[0])
+        ))
         .await;
-    assert_eq!((nf["spent"].as_bool(), nf["pending"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (nf["spent"].as_bool(), nf["pending"].as_bool()),
+        (Some(true), Some(false))
+    );
 
     // Bob finds his note by scanning and checks its path against the note root.
     let (s, notes) = api.get("/v1/notes?from=0&limit=10").await;
@@ -124,7 +131,12 @@ async fn deposit_transfer_prove_and_verify() {
     assert_eq!(note.value, 300);
     let (s, path) = api.get(&format!("/v1/notes/{pos}/path")).await;
     assert_eq!(s, 200);
-    let siblings: Vec<Fr> = path["siblings"].as_array().unwrap().iter().map(fe).collect();
+    let siblings: Vec<Fr> = path["siblings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(fe)
+        .collect();
     assert_eq!(siblings.len(), shape().depth);
     let mp = veil_circuits::tree::MerklePath { siblings };
     assert_eq!(mp.root(note.commitment(), pos), summary.note_root);
@@ -139,7 +151,10 @@ async fn deposit_transfer_prove_and_verify() {
     let text = metrics.as_str().unwrap();
     assert!(text.contains("veil_transfers_accepted_total 2"), "{text}");
     assert!(text.contains("veil_proven_height 2"), "{text}");
-    assert!(!text.contains("veil_proving_seconds_total 0.000000"), "{text}");
+    assert!(
+        !text.contains("veil_proving_seconds_total 0.000000"),
+        "{text}"
+    );
 
     running.stop().await.unwrap();
 }
@@ -190,7 +205,10 @@ async fn restart_after_abrupt_stop_keeps_transfers_and_resumes_proving() {
     let (s, e) = api
         .post("/v1/deposits", &common::body(&d1), Some(common::TOKEN))
         .await;
-    assert_eq!((s, e["error"]["code"].as_str()), (409, Some("duplicate_transfer")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("duplicate_transfer"))
+    );
     let v1 = api.wait_status(&id1, &["proven"], LONG).await;
     assert_eq!(v1["batch"], 0);
     let v2 = api.wait_status(&id2, &["proven"], LONG).await;
