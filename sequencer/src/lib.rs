@@ -1,1 +1,127 @@
-//! veil-sequencer
+//! Veil's sequencer (DESIGN §9, §10): accepts transfers over HTTP, validates them against the
+//! rollup state and the mempool, stores them durably in redb, seals batches, proves them in the
+//! background and serves state, notes, paths, nullifiers, batches and proofs.
+//!
+//! [`start`] binds the API (port 0 allowed: [`RunningNode::addr`] is the bound address) and
+//! spawns the sealer and, given a proving key, the prover; [`run`] does the same until a shutdown
+//! future resolves.
+
+pub mod api;
+pub mod config;
+pub mod node;
+pub mod proving;
+pub mod store;
+pub mod wire;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ark_bn254::Bn254;
+use ark_groth16::ProvingKey;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+pub use node::{Node, NodeError, Status, SubmitError, TransferId};
+pub use wire::{TransferRequest, WireError};
+
+/// A node serving its API, with its background tasks.
+pub struct RunningNode {
+    /// The bound API address.
+    pub addr: SocketAddr,
+    /// The node.
+    pub node: Arc<Node>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<(), NodeError>>>,
+}
+
+impl RunningNode {
+    /// Graceful stop: the server drains, the sealer and prover stop (a proof in progress is
+    /// abandoned; it is redone on restart).
+    pub async fn stop(self) -> Result<(), NodeError> {
+        let _ = self.shutdown.send(true);
+        let mut result = Ok(());
+        for t in self.tasks {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(e) => result = Err(NodeError::Task(e.to_string())),
+            }
+        }
+        result
+    }
+
+    /// Abrupt stop, as a crash would: every task is aborted where it is, nothing is flushed or
+    /// drained. Only what the store committed survives.
+    pub async fn kill(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Opens the node in `config.data_dir`, binds the API on `config.listen` and spawns the sealer
+/// and (with `proving_key`) the prover. Without a key, batches are sealed but not proven.
+pub async fn start(
+    config: &Config,
+    proving_key: Option<ProvingKey<Bn254>>,
+) -> Result<RunningNode, NodeError> {
+    let shape = config
+        .shape()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let dir = config.data_dir.clone();
+    let node = tokio::task::spawn_blocking(move || Node::open(&dir, shape))
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))??;
+    let node = Arc::new(node);
+    let (tx, rx) = watch::channel(false);
+    let ctx = Arc::new(api::ApiContext {
+        node: node.clone(),
+        operator_token: config.operator_token.clone(),
+    });
+    let mut server_rx = rx.clone();
+    let (addr, server) = warp::serve(api::routes(ctx))
+        .try_bind_with_graceful_shutdown(config.listen, async move {
+            let _ = server_rx.wait_for(|stop| *stop).await;
+        })
+        .map_err(|e| NodeError::Bind(e.to_string()))?;
+    let mut tasks = vec![tokio::spawn(async move {
+        server.await;
+        Ok::<(), NodeError>(())
+    })];
+    tasks.push(tokio::spawn(proving::run_sealer(
+        node.clone(),
+        config.max_wait(),
+        rx.clone(),
+    )));
+    match proving_key {
+        Some(pk) => tasks.push(tokio::spawn(proving::run_prover(
+            node.clone(),
+            Arc::new(pk),
+            rx,
+        ))),
+        None => tracing::warn!("no proving key: batches are sealed but not proven"),
+    }
+    tracing::info!(%addr, %shape, "sequencer listening");
+    Ok(RunningNode {
+        addr,
+        node,
+        shutdown: tx,
+        tasks,
+    })
+}
+
+/// Runs the node until `shutdown` resolves, then stops it gracefully.
+pub async fn run(
+    config: Config,
+    proving_key: Option<ProvingKey<Bn254>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let running = start(&config, proving_key).await?;
+    shutdown.await;
+    running.stop().await
+}

@@ -1,0 +1,218 @@
+//! Node configuration: a TOML file with defaults for every field, then `VEIL_*` environment
+//! overrides (`VEIL_LISTEN`, `VEIL_DATA_DIR`, `VEIL_BATCH_SIZE`, `VEIL_DEPTH`, `VEIL_KEYS_DIR`,
+//! `VEIL_MAX_WAIT_MS`, `VEIL_OPERATOR_TOKEN`, `VEIL_NETWORK`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use veil_circuits::batch::BatchShape;
+use veil_circuits::Network;
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown keys.
+    #[error("parsing config: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// An environment variable has a bad value.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// Variable.
+        name: &'static str,
+        /// Problem.
+        message: String,
+    },
+    /// Batch size and depth do not form a valid shape.
+    #[error("invalid shape: {0}")]
+    Shape(String),
+}
+
+/// The sequencer's configuration.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Where the redb database lives.
+    pub data_dir: PathBuf,
+    /// Transfers per batch `B`.
+    pub batch_size: usize,
+    /// Tree depth `D`.
+    pub depth: usize,
+    /// Where Groth16 key files live (used by the caller that loads keys).
+    pub keys_dir: PathBuf,
+    /// Seal a non-full batch once its oldest transfer waited this long.
+    pub max_wait_ms: u64,
+    /// Bearer token of the operator endpoints; `None` disables them.
+    pub operator_token: Option<String>,
+    /// Network (address prefixes).
+    pub network: Network,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("veil-data"),
+            batch_size: 16,
+            depth: 32,
+            keys_dir: PathBuf::from("keys"),
+            max_wait_ms: 5_000,
+            operator_token: None,
+            network: Network::Regtest,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("batch_size", &self.batch_size)
+            .field("depth", &self.depth)
+            .field("keys_dir", &self.keys_dir)
+            .field("max_wait_ms", &self.max_wait_ms)
+            .field(
+                "operator_token",
+                &self.operator_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("network", &self.network)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Parses TOML text (missing keys take defaults; unknown keys are errors).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Reads a TOML file, then applies the process environment's `VEIL_*` overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut c = Config::from_toml(&text)?;
+        c.apply_env(|k| std::env::var(k).ok())?;
+        Ok(c)
+    }
+
+    /// Applies `VEIL_*` overrides read through `get` (the process environment in [`Config::load`]).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                message: e.to_string(),
+            })
+        }
+        if let Some(v) = get("VEIL_LISTEN") {
+            self.listen = parse("VEIL_LISTEN", &v)?;
+        }
+        if let Some(v) = get("VEIL_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("VEIL_BATCH_SIZE") {
+            self.batch_size = parse("VEIL_BATCH_SIZE", &v)?;
+        }
+        if let Some(v) = get("VEIL_DEPTH") {
+            self.depth = parse("VEIL_DEPTH", &v)?;
+        }
+        if let Some(v) = get("VEIL_KEYS_DIR") {
+            self.keys_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("VEIL_MAX_WAIT_MS") {
+            self.max_wait_ms = parse("VEIL_MAX_WAIT_MS", &v)?;
+        }
+        if let Some(v) = get("VEIL_OPERATOR_TOKEN") {
+            self.operator_token = (!v.is_empty()).then_some(v);
+        }
+        if let Some(v) = get("VEIL_NETWORK") {
+            self.network = match v.as_str() {
+                "regtest" => Network::Regtest,
+                "mainnet" => Network::Mainnet,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "VEIL_NETWORK",
+                        message: format!("unknown network {other:?} (regtest or mainnet)"),
+                    })
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// The circuit shape.
+    pub fn shape(&self) -> Result<BatchShape, ConfigError> {
+        BatchShape::new(self.batch_size, self.depth).map_err(|e| ConfigError::Shape(e.to_string()))
+    }
+
+    /// `max_wait_ms` as a duration.
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn toml_defaults_and_env_overrides() {
+        let c = Config::from_toml("batch_size = 4\ndepth = 16\nnetwork = \"mainnet\"\n").unwrap();
+        assert_eq!(c.batch_size, 4);
+        assert_eq!(c.depth, 16);
+        assert_eq!(c.network, Network::Mainnet);
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.shape().unwrap(), BatchShape::new(4, 16).unwrap());
+        assert!(Config::from_toml("bogus = 1").is_err());
+        assert!(Config::from_toml("batch_size = \"x\"").is_err());
+
+        let env: HashMap<&str, &str> = [
+            ("VEIL_LISTEN", "127.0.0.1:0"),
+            ("VEIL_MAX_WAIT_MS", "25"),
+            ("VEIL_OPERATOR_TOKEN", "secret"),
+            ("VEIL_NETWORK", "regtest"),
+        ]
+        .into();
+        let mut c2 = c.clone();
+        c2.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c2.listen.port(), 0);
+        assert_eq!(c2.max_wait(), Duration::from_millis(25));
+        assert_eq!(c2.operator_token.as_deref(), Some("secret"));
+        assert_eq!(c2.network, Network::Regtest);
+        assert!(!format!("{c2:?}").contains("secret"));
+
+        let mut c3 = c.clone();
+        let err = c3
+            .apply_env(|k| (k == "VEIL_BATCH_SIZE").then(|| "many".to_string()))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Env {
+                name: "VEIL_BATCH_SIZE",
+                ..
+            }
+        ));
+        let c4 = Config {
+            batch_size: 3,
+            ..Config::default()
+        };
+        assert!(c4.shape().is_err());
+    }
+}

@@ -1,0 +1,521 @@
+//! Durable storage of the sequencer in redb (DESIGN §10): accepted transfers, the mempool order,
+//! sealed batches, proofs, published notes and metadata. Records are postcard-encoded.
+//!
+//! Every mutation is one write transaction committed with redb's default
+//! `Durability::Immediate`, so a caller that got `Ok` knows the change survives a crash. The
+//! trees are not stored node by node: on start the node replays every sealed batch's transfers
+//! through `build_batch` (see `node.rs`). That costs O(history) hashing and signature checks per
+//! restart; a node-table snapshot is the obvious next step once histories get long.
+
+use std::path::Path;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use veil_circuits::batch::{BatchPublicInputs, BatchShape};
+use veil_circuits::eddsa::{PublicKey, Signature};
+use veil_circuits::field;
+use veil_circuits::keys::ProofGenerationKey;
+use veil_circuits::note::Note;
+use veil_circuits::transfer::{SpentNote, Transfer, TransferPublic};
+use veil_circuits::StateSummary;
+
+/// id (hex SHA-256 of the public data) -> [`TransferRecord`].
+const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transfers");
+/// Arrival sequence number -> transfer id, for transfers not yet batched.
+const MEMPOOL: TableDefinition<u64, &str> = TableDefinition::new("mempool");
+/// Batch number -> [`BatchRecord`].
+const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
+/// Batch number -> 128-byte compressed Groth16 proof.
+const PROOFS: TableDefinition<u64, &[u8]> = TableDefinition::new("proofs");
+/// Note position -> [`NoteEntry`] (published commitments and ciphertexts, for wallet scanning).
+const NOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("notes");
+/// Named metadata values (postcard).
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const META_SHAPE: &str = "shape";
+const META_NEXT_SEQ: &str = "next_seq";
+const META_BATCH_HEIGHT: &str = "batch_height";
+const META_PROVEN_HEIGHT: &str = "proven_height";
+const META_STATE: &str = "state";
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed.
+    #[error("database: {0}")]
+    Db(Box<redb::Error>),
+    /// A record does not decode, or contradicts another.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// The data directory was created for another circuit shape.
+    #[error("data directory holds shape {stored}, configured {configured}")]
+    ShapeMismatch {
+        /// Shape in the store.
+        stored: BatchShape,
+        /// Shape configured.
+        configured: BatchShape,
+    },
+    /// A transfer with this id is already stored.
+    #[error("transfer {0} already stored")]
+    Duplicate(String),
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Db(Box::new(e))
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(Box::new(e.into()))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// A transfer in storage form: field elements as 32-byte big-endian arrays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTransfer {
+    public: TransferPublic,
+    ak: [[u8; 32]; 2],
+    nk: [u8; 32],
+    inputs: [SpentNote; 2],
+    outputs: [Note; 2],
+    signature: Vec<u8>,
+    ciphertexts: [Vec<u8>; 2],
+}
+
+impl From<&Transfer> for StoredTransfer {
+    fn from(t: &Transfer) -> Self {
+        StoredTransfer {
+            public: t.public,
+            ak: [
+                field::to_bytes_be(&t.pgk.ak.x()),
+                field::to_bytes_be(&t.pgk.ak.y()),
+            ],
+            nk: field::to_bytes_be(&t.pgk.nk),
+            inputs: t.inputs,
+            outputs: t.outputs,
+            signature: t.signature.to_bytes().to_vec(),
+            ciphertexts: t.ciphertexts.clone(),
+        }
+    }
+}
+
+impl StoredTransfer {
+    /// Decodes back into a transfer.
+    pub fn to_transfer(&self) -> Result<Transfer, StoreError> {
+        let bad = |what: &str| StoreError::Corrupt(format!("stored transfer: bad {what}"));
+        let fe = |b: &[u8; 32], what: &str| field::from_bytes_be(b).map_err(|_| bad(what));
+        let ak = ark_ed_on_bn254::EdwardsAffine::new_unchecked(
+            fe(&self.ak[0], "ak")?,
+            fe(&self.ak[1], "ak")?,
+        );
+        let sig: [u8; 64] = self
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("signature"))?;
+        Ok(Transfer {
+            public: self.public,
+            pgk: ProofGenerationKey {
+                ak: PublicKey(ak),
+                nk: fe(&self.nk, "nk")?,
+            },
+            inputs: self.inputs,
+            outputs: self.outputs,
+            signature: Signature::from_bytes(&sig).map_err(|_| bad("signature"))?,
+            ciphertexts: self.ciphertexts.clone(),
+        })
+    }
+}
+
+/// Where an accepted transfer is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferState {
+    /// In the mempool with this arrival sequence number.
+    Pending {
+        /// Sequence number (mempool key).
+        seq: u64,
+    },
+    /// Sealed in this batch (proven once the proven height passes it).
+    Batched(u64),
+    /// Dropped when sealing (it no longer applied).
+    Rejected(String),
+}
+
+/// A stored transfer and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRecord {
+    /// The transfer.
+    pub transfer: StoredTransfer,
+    /// Its state.
+    pub state: TransferState,
+}
+
+/// A sealed batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRecord {
+    /// Batch number.
+    pub number: u64,
+    /// Ids of its transfers, in slot order.
+    pub transfer_ids: Vec<String>,
+    /// Their public data, in slot order.
+    pub public: Vec<TransferPublic>,
+    /// The proof's public inputs.
+    pub public_inputs: BatchPublicInputs,
+    /// State before.
+    pub old_state: StateSummary,
+    /// State after.
+    pub new_state: StateSummary,
+    /// First note position of the batch's subtree.
+    pub note_start: u64,
+}
+
+/// A published output note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteEntry {
+    /// Commitment, 32 bytes big-endian.
+    pub commitment: [u8; 32],
+    /// `epk || ciphertext`.
+    pub ciphertext: Vec<u8>,
+}
+
+/// Counters kept in the meta table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// Next mempool sequence number.
+    pub next_seq: u64,
+    /// Number of sealed batches.
+    pub batch_height: u64,
+    /// Number of proven batches (proofs are made in order).
+    pub proven_height: u64,
+}
+
+/// A batch being sealed, with everything its write transaction stores.
+pub struct SealWrite<'a> {
+    /// The batch.
+    pub batch: &'a BatchRecord,
+    /// Mempool sequence numbers of its transfers.
+    pub seqs: &'a [u64],
+    /// New published notes: `(position, entry)`.
+    pub notes: &'a [(u64, NoteEntry)],
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_stdvec(v).expect("postcard encoding of an in-memory value cannot fail")
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// The sequencer database.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) `dir/veil.redb` for `shape`; fails if it was created for another shape.
+    pub fn open(dir: &Path, shape: BatchShape) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::from(redb::Error::Io(e)))?;
+        let db = Database::create(dir.join("veil.redb"))?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(TRANSFERS)?;
+            txn.open_table(MEMPOOL)?;
+            txn.open_table(BATCHES)?;
+            txn.open_table(PROOFS)?;
+            txn.open_table(NOTES)?;
+            let mut meta = txn.open_table(META)?;
+            let stored = meta
+                .get(META_SHAPE)?
+                .map(|v| decode::<BatchShape>(v.value(), "shape"))
+                .transpose()?;
+            match stored {
+                Some(stored) if stored != shape => {
+                    return Err(StoreError::ShapeMismatch {
+                        stored,
+                        configured: shape,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(META_SHAPE, encode(&shape).as_slice())?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(Store { db })
+    }
+
+    /// The counters.
+    pub fn meta(&self) -> Result<Meta, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(META)?;
+        let get = |k: &str| -> Result<u64, StoreError> {
+            Ok(match t.get(k)? {
+                Some(v) => decode(v.value(), k)?,
+                None => 0,
+            })
+        };
+        Ok(Meta {
+            next_seq: get(META_NEXT_SEQ)?,
+            batch_height: get(META_BATCH_HEIGHT)?,
+            proven_height: get(META_PROVEN_HEIGHT)?,
+        })
+    }
+
+    /// The state summary after the last sealed batch, if any.
+    pub fn state_summary(&self) -> Result<Option<StateSummary>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(META)?;
+        let v = t.get(META_STATE)?;
+        v.map(|v| decode(v.value(), "state")).transpose()
+    }
+
+    /// Whether a transfer with this id was ever accepted.
+    pub fn contains_transfer(&self, id: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(TRANSFERS)?.get(id)?.is_some())
+    }
+
+    /// A stored transfer.
+    pub fn transfer(&self, id: &str) -> Result<Option<TransferRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TRANSFERS)?;
+        let v = t.get(id)?;
+        v.map(|v| decode(v.value(), "transfer")).transpose()
+    }
+
+    /// Stores an accepted transfer as pending with sequence number `seq` (one transaction;
+    /// durable when this returns `Ok`).
+    pub fn insert_pending(
+        &self,
+        id: &str,
+        seq: u64,
+        transfer: &Transfer,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut transfers = txn.open_table(TRANSFERS)?;
+            if transfers.get(id)?.is_some() {
+                return Err(StoreError::Duplicate(id.to_owned()));
+            }
+            let record = TransferRecord {
+                transfer: StoredTransfer::from(transfer),
+                state: TransferState::Pending { seq },
+            };
+            transfers.insert(id, encode(&record).as_slice())?;
+            txn.open_table(MEMPOOL)?.insert(seq, id)?;
+            txn.open_table(META)?
+                .insert(META_NEXT_SEQ, encode(&(seq + 1)).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The mempool in arrival order: `(seq, id, transfer)`.
+    pub fn mempool(&self) -> Result<Vec<(u64, String, Transfer)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let pool = txn.open_table(MEMPOOL)?;
+        let transfers = txn.open_table(TRANSFERS)?;
+        let mut out = Vec::new();
+        for entry in pool.iter()? {
+            let (seq, id) = entry?;
+            let id = id.value().to_owned();
+            let rec: TransferRecord = match transfers.get(id.as_str())? {
+                Some(v) => decode(v.value(), "transfer")?,
+                None => return Err(StoreError::Corrupt(format!("mempool names unknown {id}"))),
+            };
+            out.push((seq.value(), id, rec.transfer.to_transfer()?));
+        }
+        Ok(out)
+    }
+
+    /// Marks a pending transfer rejected and drops it from the mempool.
+    pub fn reject(&self, seq: u64, id: &str, reason: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut transfers = txn.open_table(TRANSFERS)?;
+            let mut rec: TransferRecord = match transfers.get(id)? {
+                Some(v) => decode(v.value(), "transfer")?,
+                None => return Err(StoreError::Corrupt(format!("unknown transfer {id}"))),
+            };
+            rec.state = TransferState::Rejected(reason.to_owned());
+            transfers.insert(id, encode(&rec).as_slice())?;
+            txn.open_table(MEMPOOL)?.remove(seq)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Seals a batch in one transaction: the batch record, its notes, its transfers' new state,
+    /// their removal from the mempool, the batch height and the state summary.
+    pub fn seal(&self, w: SealWrite<'_>) -> Result<(), StoreError> {
+        let n = w.batch.number;
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let height: u64 = match meta.get(META_BATCH_HEIGHT)? {
+                Some(v) => decode(v.value(), "batch height")?,
+                None => 0,
+            };
+            if height != n {
+                return Err(StoreError::Corrupt(format!(
+                    "sealing batch {n} at batch height {height}"
+                )));
+            }
+            meta.insert(META_BATCH_HEIGHT, encode(&(n + 1)).as_slice())?;
+            meta.insert(META_STATE, encode(&w.batch.new_state).as_slice())?;
+            txn.open_table(BATCHES)?
+                .insert(n, encode(w.batch).as_slice())?;
+            let mut pool = txn.open_table(MEMPOOL)?;
+            for seq in w.seqs {
+                pool.remove(*seq)?;
+            }
+            let mut transfers = txn.open_table(TRANSFERS)?;
+            for id in &w.batch.transfer_ids {
+                let mut rec: TransferRecord = match transfers.get(id.as_str())? {
+                    Some(v) => decode(v.value(), "transfer")?,
+                    None => return Err(StoreError::Corrupt(format!("unknown transfer {id}"))),
+                };
+                rec.state = TransferState::Batched(n);
+                transfers.insert(id.as_str(), encode(&rec).as_slice())?;
+            }
+            let mut notes = txn.open_table(NOTES)?;
+            for (pos, entry) in w.notes {
+                notes.insert(*pos, encode(entry).as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A sealed batch.
+    pub fn batch(&self, n: u64) -> Result<Option<BatchRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(BATCHES)?;
+        let v = t.get(n)?;
+        v.map(|v| decode(v.value(), "batch")).transpose()
+    }
+
+    /// Stores batch `n`'s proof and advances the proven height to `n + 1` (proofs are made in
+    /// order).
+    pub fn store_proof(&self, n: u64, proof: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let proven: u64 = match meta.get(META_PROVEN_HEIGHT)? {
+                Some(v) => decode(v.value(), "proven height")?,
+                None => 0,
+            };
+            if proven != n {
+                return Err(StoreError::Corrupt(format!(
+                    "proof of batch {n} at proven height {proven}"
+                )));
+            }
+            meta.insert(META_PROVEN_HEIGHT, encode(&(n + 1)).as_slice())?;
+            txn.open_table(PROOFS)?.insert(n, proof)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Batch `n`'s proof, if proven.
+    pub fn proof(&self, n: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(PROOFS)?;
+        let v = t.get(n)?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// Up to `limit` published notes from position `from` on: `(position, entry)`.
+    pub fn notes(&self, from: u64, limit: usize) -> Result<Vec<(u64, NoteEntry)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(NOTES)?;
+        let mut out = Vec::new();
+        for entry in t.range(from..)?.take(limit) {
+            let (pos, v) = entry?;
+            out.push((pos.value(), decode(v.value(), "note")?));
+        }
+        Ok(out)
+    }
+
+    /// Number of stored transfers (all states).
+    pub fn transfer_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(TRANSFERS)?.len()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veil_fixtures::Scenario;
+
+    fn shape() -> BatchShape {
+        BatchShape::new(2, 8).unwrap()
+    }
+
+    #[test]
+    fn pending_transfers_survive_reopen_and_duplicates_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sc = Scenario::new(shape(), 1);
+        let alice = sc.new_key();
+        let t = sc.deposit(&alice, 10);
+        {
+            let store = Store::open(dir.path(), shape()).unwrap();
+            store.insert_pending("a", 0, &t).unwrap();
+            assert!(matches!(
+                store.insert_pending("a", 1, &t),
+                Err(StoreError::Duplicate(_))
+            ));
+            assert_eq!(store.meta().unwrap().next_seq, 1);
+        }
+        let store = Store::open(dir.path(), shape()).unwrap();
+        let pool = store.mempool().unwrap();
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool[0].0, 0);
+        assert_eq!(pool[0].1, "a");
+        assert_eq!(pool[0].2, t);
+        assert!(store.contains_transfer("a").unwrap());
+        assert!(!store.contains_transfer("b").unwrap());
+        assert_eq!(store.transfer_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn shape_is_checked_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), shape()).unwrap());
+        let other = BatchShape::new(4, 8).unwrap();
+        assert!(matches!(
+            Store::open(dir.path(), other),
+            Err(StoreError::ShapeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn proofs_must_come_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), shape()).unwrap();
+        assert!(matches!(
+            store.store_proof(1, &[1u8; 128]),
+            Err(StoreError::Corrupt(_))
+        ));
+        store.store_proof(0, &[1u8; 128]).unwrap();
+        assert_eq!(store.meta().unwrap().proven_height, 1);
+        assert_eq!(store.proof(0).unwrap().unwrap(), vec![1u8; 128]);
+        assert_eq!(store.proof(1).unwrap(), None);
+    }
+}

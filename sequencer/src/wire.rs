@@ -1,0 +1,432 @@
+//! JSON wire format of `POST /v1/transfers` and `POST /v1/deposits` bodies (DESIGN §9), and its
+//! strict conversion into a [`Transfer`] with one typed error per problem.
+//!
+//! Field elements are `0x`-hex canonical integers below the BN254 scalar modulus; amounts and
+//! positions are JSON integers below 2^64. Amounts are read as [`serde_json::Number`] rather than
+//! `u64` so that an out-of-range number (`18446744073709551616`) is reported as
+//! [`WireError::ValueOutOfRange`] naming the field instead of a generic parse error.
+
+use ark_bn254::Fr;
+use ark_ed_on_bn254::EdwardsAffine;
+use serde::{Deserialize, Serialize};
+use serde_json::Number;
+use veil_circuits::eddsa::{PublicKey, Signature, SignatureError, SIGNATURE_BYTES};
+use veil_circuits::field::{self, FieldError};
+use veil_circuits::keys::ProofGenerationKey;
+use veil_circuits::note::{Note, NOTE_CIPHERTEXT_LEN};
+use veil_circuits::transfer::{SpentNote, Transfer, TransferPublic};
+
+/// Body of `POST /v1/transfers` (and `POST /v1/deposits`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// Nullifiers of the two inputs (hex field elements).
+    pub nullifiers: [String; 2],
+    /// Commitments of the two outputs (hex field elements).
+    pub commitments: [String; 2],
+    /// Deposit amount (operator only).
+    pub public_in: Number,
+    /// Withdrawal amount.
+    pub public_out: Number,
+    /// Fee.
+    pub fee: Number,
+    /// Withdrawal destination hash, `0x0` if none.
+    pub dest: String,
+    /// Deposit outpoint hash, `0x0` if none.
+    pub deposit_ref: String,
+    /// Spend-authorisation key `A`.
+    pub ak: PointJson,
+    /// Nullifier key.
+    pub nk: String,
+    /// The two inputs.
+    pub inputs: [InputJson; 2],
+    /// The two output notes.
+    pub outputs: [NoteJson; 2],
+    /// EdDSA signature: 128 hex digits (compressed `R` then `S` little-endian).
+    pub signature: String,
+    /// `epk || ciphertext` per output, hex, exactly `NOTE_CIPHERTEXT_LEN` bytes each.
+    pub ciphertexts: [String; 2],
+}
+
+/// An affine Baby Jubjub point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointJson {
+    /// x coordinate (hex field element).
+    pub x: String,
+    /// y coordinate (hex field element).
+    pub y: String,
+}
+
+/// A note opening.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteJson {
+    /// Owner tag.
+    pub addr: String,
+    /// Value (integer below 2^64).
+    pub value: Number,
+    /// `rho`.
+    pub rho: String,
+    /// `r`.
+    pub r: String,
+}
+
+/// An input note with its tree position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputJson {
+    /// The note.
+    pub note: NoteJson,
+    /// Leaf position (integer below 2^64).
+    pub position: Number,
+}
+
+/// Why a request body does not describe a transfer. `field` names the offending JSON field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Not hex, or the wrong number of hex digits.
+    #[error("{field}: not valid hex of the expected length")]
+    BadHex {
+        /// JSON field.
+        field: String,
+    },
+    /// A field element `>=` the BN254 scalar modulus.
+    #[error("{field}: field element is not canonical (>= the BN254 scalar modulus)")]
+    NonCanonicalField {
+        /// JSON field.
+        field: String,
+    },
+    /// An integer outside `0..2^64`.
+    #[error("{field}: value must be an integer in 0..2^64")]
+    ValueOutOfRange {
+        /// JSON field.
+        field: String,
+    },
+    /// A number with a fractional part or exponent that is not an integer.
+    #[error("{field}: value must be an integer")]
+    NotAnInteger {
+        /// JSON field.
+        field: String,
+    },
+    /// `ak` is not a point on the curve.
+    #[error("ak is not a point on the Baby Jubjub curve")]
+    BadPoint,
+    /// The signature's bytes do not encode a signature.
+    #[error("signature is malformed: {0}")]
+    MalformedSignature(SignatureError),
+    /// A ciphertext of the wrong length.
+    #[error("ciphertexts[{index}]: {len} bytes, expected {NOTE_CIPHERTEXT_LEN}")]
+    BadCiphertext {
+        /// Output index.
+        index: usize,
+        /// Length given.
+        len: usize,
+    },
+}
+
+impl WireError {
+    /// The API error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WireError::BadHex { .. } => "bad_hex",
+            WireError::NonCanonicalField { .. } => "non_canonical_field",
+            WireError::ValueOutOfRange { .. } => "value_out_of_range",
+            WireError::NotAnInteger { .. } => "not_an_integer",
+            WireError::BadPoint => "bad_point",
+            WireError::MalformedSignature(_) => "malformed_signature",
+            WireError::BadCiphertext { .. } => "bad_ciphertext",
+        }
+    }
+}
+
+/// Parses a canonical hex field element.
+pub fn parse_field(s: &str, name: &str) -> Result<Fr, WireError> {
+    field::from_hex(s).map_err(|e| match e {
+        FieldError::BadHex => WireError::BadHex {
+            field: name.to_owned(),
+        },
+        FieldError::NonCanonical => WireError::NonCanonicalField {
+            field: name.to_owned(),
+        },
+    })
+}
+
+/// Parses a JSON integer in `0..2^64`.
+pub fn parse_u64(n: &Number, name: &str) -> Result<u64, WireError> {
+    if let Some(v) = n.as_u64() {
+        return Ok(v);
+    }
+    let out_of_range = || WireError::ValueOutOfRange {
+        field: name.to_owned(),
+    };
+    if n.is_i64() {
+        return Err(out_of_range()); // negative
+    }
+    match n.as_f64() {
+        // Integers beyond u64 are parsed by serde_json as floats.
+        Some(f) if f.is_finite() && f.fract() == 0.0 => Err(out_of_range()),
+        _ => Err(WireError::NotAnInteger {
+            field: name.to_owned(),
+        }),
+    }
+}
+
+fn parse_bytes(s: &str, name: &str) -> Result<Vec<u8>, WireError> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    hex::decode(digits).map_err(|_| WireError::BadHex {
+        field: name.to_owned(),
+    })
+}
+
+fn parse_note(n: &NoteJson, name: &str) -> Result<Note, WireError> {
+    Ok(Note {
+        addr: parse_field(&n.addr, &format!("{name}.addr"))?,
+        value: parse_u64(&n.value, &format!("{name}.value"))?,
+        rho: parse_field(&n.rho, &format!("{name}.rho"))?,
+        r: parse_field(&n.r, &format!("{name}.r"))?,
+    })
+}
+
+fn note_json(n: &Note) -> NoteJson {
+    NoteJson {
+        addr: field::to_hex(&n.addr),
+        value: n.value.into(),
+        rho: field::to_hex(&n.rho),
+        r: field::to_hex(&n.r),
+    }
+}
+
+fn pair<T>(f: impl Fn(usize) -> Result<T, WireError>) -> Result<[T; 2], WireError> {
+    Ok([f(0)?, f(1)?])
+}
+
+impl TryFrom<TransferRequest> for Transfer {
+    type Error = WireError;
+
+    fn try_from(req: TransferRequest) -> Result<Self, Self::Error> {
+        Transfer::try_from(&req)
+    }
+}
+
+impl TryFrom<&TransferRequest> for Transfer {
+    type Error = WireError;
+
+    fn try_from(req: &TransferRequest) -> Result<Self, Self::Error> {
+        let public = TransferPublic {
+            nullifiers: pair(|i| parse_field(&req.nullifiers[i], &format!("nullifiers[{i}]")))?,
+            commitments: pair(|i| parse_field(&req.commitments[i], &format!("commitments[{i}]")))?,
+            public_in: parse_u64(&req.public_in, "public_in")?,
+            public_out: parse_u64(&req.public_out, "public_out")?,
+            fee: parse_u64(&req.fee, "fee")?,
+            dest: parse_field(&req.dest, "dest")?,
+            deposit_ref: parse_field(&req.deposit_ref, "deposit_ref")?,
+        };
+        let x = parse_field(&req.ak.x, "ak.x")?;
+        let y = parse_field(&req.ak.y, "ak.y")?;
+        let ak = EdwardsAffine::new_unchecked(x, y);
+        if !ak.is_on_curve() {
+            return Err(WireError::BadPoint);
+        }
+        let nk = parse_field(&req.nk, "nk")?;
+        let inputs = pair(|i| {
+            let input = &req.inputs[i];
+            Ok(SpentNote {
+                note: parse_note(&input.note, &format!("inputs[{i}].note"))?,
+                position: parse_u64(&input.position, &format!("inputs[{i}].position"))?,
+            })
+        })?;
+        let outputs = pair(|j| parse_note(&req.outputs[j], &format!("outputs[{j}]")))?;
+        let sig_bytes = parse_bytes(&req.signature, "signature")?;
+        let sig_bytes: [u8; SIGNATURE_BYTES] =
+            sig_bytes.try_into().map_err(|_| WireError::BadHex {
+                field: "signature".to_owned(),
+            })?;
+        let signature = Signature::from_bytes(&sig_bytes).map_err(WireError::MalformedSignature)?;
+        let ciphertexts = pair(|j| {
+            let ct = parse_bytes(&req.ciphertexts[j], &format!("ciphertexts[{j}]"))?;
+            if ct.len() != NOTE_CIPHERTEXT_LEN {
+                return Err(WireError::BadCiphertext {
+                    index: j,
+                    len: ct.len(),
+                });
+            }
+            Ok(ct)
+        })?;
+        Ok(Transfer {
+            public,
+            pgk: ProofGenerationKey {
+                ak: PublicKey(ak),
+                nk,
+            },
+            inputs,
+            outputs,
+            signature,
+            ciphertexts,
+        })
+    }
+}
+
+impl From<&Transfer> for TransferRequest {
+    fn from(t: &Transfer) -> Self {
+        let p = &t.public;
+        TransferRequest {
+            nullifiers: p.nullifiers.map(|x| field::to_hex(&x)),
+            commitments: p.commitments.map(|x| field::to_hex(&x)),
+            public_in: p.public_in.into(),
+            public_out: p.public_out.into(),
+            fee: p.fee.into(),
+            dest: field::to_hex(&p.dest),
+            deposit_ref: field::to_hex(&p.deposit_ref),
+            ak: PointJson {
+                x: field::to_hex(&t.pgk.ak.x()),
+                y: field::to_hex(&t.pgk.ak.y()),
+            },
+            nk: field::to_hex(&t.pgk.nk),
+            inputs: t.inputs.map(|i| InputJson {
+                note: note_json(&i.note),
+                position: i.position.into(),
+            }),
+            outputs: t.outputs.map(|o| note_json(&o)),
+            signature: hex::encode(t.signature.to_bytes()),
+            ciphertexts: [
+                hex::encode(&t.ciphertexts[0]),
+                hex::encode(&t.ciphertexts[1]),
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veil_circuits::batch::BatchShape;
+    use veil_fixtures::Scenario;
+
+    fn sample() -> Transfer {
+        let mut sc = Scenario::new(BatchShape::new(2, 8).unwrap(), 7);
+        let alice = sc.new_key();
+        sc.deposit(&alice, 1234)
+    }
+
+    fn json(t: &Transfer) -> serde_json::Value {
+        serde_json::to_value(TransferRequest::from(t)).unwrap()
+    }
+
+    fn convert(v: serde_json::Value) -> Result<Transfer, WireError> {
+        let req: TransferRequest = serde_json::from_value(v).expect("parses as a request");
+        Transfer::try_from(req)
+    }
+
+    #[test]
+    fn round_trip_through_json_text() {
+        let t = sample();
+        let text = serde_json::to_string(&TransferRequest::from(&t)).unwrap();
+        let req: TransferRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(Transfer::try_from(req).unwrap(), t);
+        // Amounts are JSON integers, field elements hex strings.
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["public_in"], serde_json::json!(1234));
+        assert!(v["nullifiers"][0].as_str().unwrap().starts_with("0x"));
+        assert_eq!(v["signature"].as_str().unwrap().len(), 128);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut v = json(&sample());
+        v["extra"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<TransferRequest>(v).is_err());
+        let mut v = json(&sample());
+        v["inputs"][0]["note"]["memo"] = serde_json::json!("x");
+        assert!(serde_json::from_value::<TransferRequest>(v).is_err());
+    }
+
+    #[test]
+    fn each_problem_has_its_error() {
+        let base = json(&sample());
+        let with = |path: &[&str], value: serde_json::Value| {
+            let mut v = base.clone();
+            let mut cur = &mut v;
+            for p in path {
+                cur = match p.parse::<usize>() {
+                    Ok(i) => &mut cur[i],
+                    Err(_) => &mut cur[*p],
+                };
+            }
+            *cur = value;
+            convert(v)
+        };
+        let modulus = "0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001";
+        assert_eq!(
+            with(&["nullifiers", "1"], "0xzz".into()).unwrap_err(),
+            WireError::BadHex {
+                field: "nullifiers[1]".into()
+            }
+        );
+        assert_eq!(
+            with(&["dest"], modulus.into()).unwrap_err(),
+            WireError::NonCanonicalField {
+                field: "dest".into()
+            }
+        );
+        let two_64: serde_json::Value = serde_json::from_str("18446744073709551616").unwrap();
+        assert_eq!(
+            with(&["fee"], two_64.clone()).unwrap_err(),
+            WireError::ValueOutOfRange {
+                field: "fee".into()
+            }
+        );
+        assert_eq!(
+            with(&["outputs", "1", "value"], two_64).unwrap_err(),
+            WireError::ValueOutOfRange {
+                field: "outputs[1].value".into()
+            }
+        );
+        assert_eq!(
+            with(&["inputs", "0", "position"], serde_json::json!(-1)).unwrap_err(),
+            WireError::ValueOutOfRange {
+                field: "inputs[0].position".into()
+            }
+        );
+        assert_eq!(
+            with(&["public_out"], serde_json::json!(1.5)).unwrap_err(),
+            WireError::NotAnInteger {
+                field: "public_out".into()
+            }
+        );
+        // u64::MAX itself is in range.
+        let t = with(&["fee"], serde_json::json!(u64::MAX)).unwrap();
+        assert_eq!(t.public.fee, u64::MAX);
+        assert_eq!(
+            with(&["ak", "x"], "0x5".into()).unwrap_err(),
+            WireError::BadPoint
+        );
+        assert_eq!(
+            with(&["signature"], "ab".into()).unwrap_err(),
+            WireError::BadHex {
+                field: "signature".into()
+            }
+        );
+        assert!(matches!(
+            with(&["signature"], "ff".repeat(64).into()).unwrap_err(),
+            WireError::MalformedSignature(_)
+        ));
+        assert_eq!(
+            with(
+                &["ciphertexts", "0"],
+                "00".repeat(NOTE_CIPHERTEXT_LEN - 1).into()
+            )
+            .unwrap_err(),
+            WireError::BadCiphertext {
+                index: 0,
+                len: NOTE_CIPHERTEXT_LEN - 1
+            }
+        );
+        assert_eq!(
+            with(&["ciphertexts", "1"], "0g".into()).unwrap_err(),
+            WireError::BadHex {
+                field: "ciphertexts[1]".into()
+            }
+        );
+    }
+}
