@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info clean
+.PHONY: all build run test lint fmt circuit-info fixtures clean
 
 all: build
 
@@ -26,6 +26,11 @@ fmt:
 
 circuit-info: build
 	./target/release/veil circuit-info --batch-size $(B) --depth $(D) --json
+
+# Regenerates fixtures/data deliberately (dev-seed keys, seeded proofs: byte-for-byte reproducible).
+# Commit the result only when the circuit or a file format changed on purpose.
+fixtures: build
+	./target/release/veil fixtures --out-dir fixtures/data
 
 clean:
 	$(CARGO) clean
