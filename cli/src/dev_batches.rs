@@ -1,6 +1,7 @@
 //! `veil dev-batches`: writes the batches of the deterministic demo history
 //! (`veil_fixtures::mixed_history`: deposits, a private payment, a withdrawal with fee, a
-//! two-input merge) as batch files with witnesses, `batch-{n}.json`, for demos and fixtures.
+//! two-input merge) as batch files with witnesses, `batch-{n}.json` (mode 0600: witnesses hold
+//! nullifier keys and note openings), for demos and fixtures.
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +36,8 @@ pub fn write_batches(shape: BatchShape, seed: u64, dir: &Path) -> Result<Vec<Pat
     for built in &batches {
         let file = BatchFile::from_built(built, true)?;
         let path = dir.join(format!("batch-{}.json", file.batch_number));
-        util::write_atomic(&path, file.to_json().as_bytes())?;
+        // The witness holds nullifier keys and note openings: owner-only.
+        util::write_private(&path, file.to_json().as_bytes())?;
         paths.push(path);
     }
     Ok(paths)

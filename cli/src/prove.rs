@@ -63,12 +63,10 @@ pub fn prove_batch<R: RngCore + CryptoRng>(
 pub fn run(args: Args) -> Result<std::process::ExitCode> {
     let batch = read_batch(&args.batch)?;
     let shape = batch.shape()?;
-    if batch.witness.is_none() {
-        anyhow::bail!(
-            "{}: the batch file has no witness (needed for proving)",
-            args.batch.display()
-        );
-    }
+    // Decode and check the witness before the (slow, for big shapes) key load.
+    batch
+        .circuit()
+        .with_context(|| args.batch.display().to_string())?;
     let start = Instant::now();
     let pb = util::spinner(format!(
         "loading {} and synthesising the {shape} circuit",

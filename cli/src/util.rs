@@ -22,6 +22,15 @@ pub fn read_text(path: &Path) -> Result<String> {
 /// Writes `contents` to `path` atomically (a temp file in the same directory, then rename),
 /// creating the directory.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write_file(path, contents, false)
+}
+
+/// [`write_atomic`] with mode 0600, for files holding private data (batch witnesses).
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    write_file(path, contents, true)
+}
+
+fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(dir) = dir {
@@ -29,7 +38,16 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(if private { 0o600 } else { 0o644 });
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = opts.open(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

@@ -233,6 +233,12 @@ fn small_pipeline_setup_prove_verify() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let batch = dir.path().join("batch-3.json");
     assert!(batch.exists(), "{}", text(&out.stdout));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&batch).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "witnesses are private");
+    }
     let proof = dir.path().join("proof.json");
     let out = veil(&[
         "prove",
