@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info bench bench-quick clean
+.PHONY: all build run test lint fmt circuit-info bench bench-quick fixtures clean
 
 all: build
 
@@ -34,6 +34,11 @@ bench:
 # The same on small shapes (1x8, 2x8, 4x8), seconds: checks the benchmark works.
 bench-quick:
 	$(CARGO) run --release -p veil-bench -- prover --quick
+
+# Regenerates fixtures/data deliberately (dev-seed keys, seeded proofs: byte-for-byte reproducible).
+# Commit the result only when the circuit or a file format changed on purpose.
+fixtures: build
+	./target/release/veil fixtures --out-dir fixtures/data
 
 clean:
 	$(CARGO) clean

@@ -8,6 +8,7 @@
 //! one of this batch's earlier new leaves ("pending"), which the circuit tracks in-circuit.
 
 pub mod circuit;
+pub mod file;
 
 use ark_bn254::Fr;
 use ark_ed_on_bn254::EdwardsAffine;
@@ -244,6 +245,87 @@ pub struct BatchWitness {
     pub nullifier_subtree_siblings: Vec<Fr>,
 }
 
+impl BatchWitness {
+    /// Checks that every length and index fits the witness's shape: `B` slots, `D`-sibling
+    /// paths, `D - log2(2B)` subtree siblings, positions and leaf indices below `2^D`, aligned
+    /// subtree starts, pending low leaves among earlier insertions. The circuit's synthesis
+    /// assumes these (a wrong length would change the constraint system or panic); whether the
+    /// values satisfy the circuit is a separate question.
+    pub fn check_dimensions(&self) -> Result<(), BatchError> {
+        let shape = BatchShape::new(self.shape.batch_size, self.shape.depth)?;
+        let bad = |msg: String| Err(BatchError::Witness(msg));
+        let depth = shape.depth;
+        let capacity = 1u128 << depth;
+        if self.slots.len() != shape.batch_size {
+            return bad(format!(
+                "{} slots, the shape has {}",
+                self.slots.len(),
+                shape.batch_size
+            ));
+        }
+        let above = depth - shape.subtree_height();
+        let n = shape.leaves_per_batch() as u128;
+        for (name, start, siblings) in [
+            ("note", self.note_subtree_start, &self.note_subtree_siblings),
+            (
+                "nullifier",
+                self.nullifier_subtree_start,
+                &self.nullifier_subtree_siblings,
+            ),
+        ] {
+            if siblings.len() != above {
+                return bad(format!(
+                    "{name} subtree path has {} siblings, expected {above}",
+                    siblings.len()
+                ));
+            }
+            if start as u128 + n > capacity || shape.subtree_start(start) != start {
+                return bad(format!(
+                    "{name} subtree start {start} is not an aligned start of {n} leaves below 2^{depth}"
+                ));
+            }
+        }
+        for (s, slot) in self.slots.iter().enumerate() {
+            for (i, input) in slot.inputs.iter().enumerate() {
+                if input.path.len() != depth {
+                    return bad(format!(
+                        "slot {s} input {i}: path has {} siblings, expected {depth}",
+                        input.path.len()
+                    ));
+                }
+                if input.position as u128 >= capacity {
+                    return bad(format!(
+                        "slot {s} input {i}: position {} is not below 2^{depth}",
+                        input.position
+                    ));
+                }
+            }
+            for (i, ins) in slot.insertions.iter().enumerate() {
+                if ins.path.len() != depth {
+                    return bad(format!(
+                        "slot {s} insertion {i}: path has {} siblings, expected {depth}",
+                        ins.path.len()
+                    ));
+                }
+                match ins.location {
+                    LowLeafLocation::Tree(index) if index as u128 >= capacity => {
+                        return bad(format!(
+                            "slot {s} insertion {i}: low-leaf index {index} is not below 2^{depth}"
+                        ));
+                    }
+                    LowLeafLocation::Pending(j) if j >= 2 * s + i => {
+                        return bad(format!(
+                            "slot {s} insertion {i}: pending low leaf {j} is not an earlier insertion"
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The prover's field-valued view of one transfer. [`build_batch`] derives it from a validated
 /// [`Transfer`]; adversarial tests build it directly (out-of-range values, foreign notes, forged
 /// signatures) and feed [`build_batch_unchecked`], to show the circuit refuses what native
@@ -405,6 +487,9 @@ pub enum BatchError {
     /// A tree is full or a position is out of range.
     #[error("tree error: {0}")]
     Tree(#[from] TreeError),
+    /// A witness whose lengths or indices do not fit its shape.
+    #[error("malformed batch witness: {0}")]
+    Witness(String),
 }
 
 /// `batch_hash` over explicit slot fields (padding slots are zeros).

@@ -1,7 +1,20 @@
-//! The `veil` command-line tool: circuit inspection today; setup, proving, verification, the node
-//! and the wallet as they land.
+//! The `veil` command-line tool: circuit inspection, Groth16 setup and key inspection, batch
+//! proving and verification, and deterministic demo batches and fixtures; the node and the
+//! wallet as they land.
+//!
+//! Exit status: 0 success, 1 `veil verify` found the proof invalid, 2 any error (one line
+//! `error: ...` on stderr).
 
 mod circuit_info;
+mod dev_batches;
+mod fixtures;
+mod keys_info;
+mod prove;
+mod setup;
+mod util;
+mod verify;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -17,9 +30,23 @@ struct Cli {
 enum Command {
     /// Constraint counts of the batch circuit, in total, per transfer and per sub-circuit.
     CircuitInfo(circuit_info::Args),
+    /// Groth16 setup of one shape: writes pk-B{B}-D{D}.bin and vk-B{B}-D{D}.bin.
+    Setup(setup::Args),
+    /// Inspect key files.
+    #[command(subcommand)]
+    Keys(keys_info::Command),
+    /// Prove a batch file (with witness) and write a proof file.
+    Prove(prove::Args),
+    /// Verify a proof file against a verifying key and a batch file (exit 0 valid, 1 invalid,
+    /// 2 bad input).
+    Verify(verify::Args),
+    /// Write the batches of the deterministic demo history as batch files with witnesses.
+    DevBatches(dev_batches::Args),
+    /// Regenerate the committed regression fixtures (INSECURE dev keys, deterministic proofs).
+    Fixtures(fixtures::Args),
 }
 
-fn main() {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -29,10 +56,19 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::CircuitInfo(args) => circuit_info::run(args),
+        Command::CircuitInfo(args) => circuit_info::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Setup(args) => setup::run(args),
+        Command::Keys(cmd) => keys_info::run(cmd),
+        Command::Prove(args) => prove::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::DevBatches(args) => dev_batches::run(args),
+        Command::Fixtures(args) => fixtures::run(args),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(2);
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", util::one_line(&e));
+            ExitCode::from(2)
+        }
     }
 }

@@ -2,6 +2,10 @@
 //! format version, kind, B, D, SHA-256 of the constraint-system shape) followed by the arkworks
 //! compressed key. Files are written atomically (temp file + rename), the proving key with mode
 //! 0600; loading checks the header against the expected shape and refuses a mismatch.
+//!
+//! A verifying key's identity is the SHA-256 of its whole file (header and key): [`vk_sha256`].
+//! The encoding is canonical, so a prover holding only the proving key can compute it too
+//! ([`vk_sha256_of`]).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -10,8 +14,10 @@ use std::path::{Path, PathBuf};
 use ark_bn254::{Bn254, Fr};
 use ark_ff::{BigInteger, PrimeField};
 use ark_groth16::{ProvingKey, VerifyingKey};
-use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystem, SynthesisMode};
-use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use ark_relations::r1cs::{
+    ConstraintMatrices, ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisMode,
+};
+use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 use sha2::{Digest, Sha256};
 use veil_circuits::batch::{BatchCircuit, BatchShape};
 
@@ -172,13 +178,23 @@ impl KeyHeader {
 /// SHA-256 of the constraint system of `shape`: counts, then every (row, column, coefficient) of
 /// A, B and C. Two builds agree on it exactly when their circuits are the same R1CS.
 pub fn shape_hash(shape: BatchShape) -> [u8; 32] {
+    matrices_hash(&constraint_matrices(shape))
+}
+
+/// The R1CS matrices of `shape`, synthesised in setup mode (as Groth16's setup does).
+pub fn constraint_matrices(shape: BatchShape) -> ConstraintMatrices<Fr> {
     let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_optimization_goal(OptimizationGoal::Constraints);
     cs.set_mode(SynthesisMode::Setup);
     BatchCircuit::blank(shape)
         .generate_constraints(cs.clone())
         .expect("the blank circuit synthesises");
     cs.finalize();
-    let m = cs.to_matrices().expect("setup mode builds matrices");
+    cs.to_matrices().expect("setup mode builds matrices")
+}
+
+/// [`shape_hash`] of already synthesised matrices.
+pub fn matrices_hash(m: &ConstraintMatrices<Fr>) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"veil/r1cs-shape/v1");
     for n in [
@@ -241,18 +257,72 @@ pub fn write_key_file<K: CanonicalSerialize>(
             0o644
         });
     }
+    let body = key_file_bytes(header, key);
     let mut file = opts.open(&tmp).map_err(io_err(&tmp))?;
-    let mut body = Vec::with_capacity(key.compressed_size() + HEADER_LEN);
-    body.extend_from_slice(&header.to_bytes());
-    key.serialize_compressed(&mut body)
-        .map_err(|e| KeyFileError::Corrupt {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
     file.write_all(&body).map_err(io_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
     drop(file);
     fs::rename(&tmp, path).map_err(io_err(path))?;
+    Ok(())
+}
+
+/// The bytes of a key file: `header || compressed key`.
+pub fn key_file_bytes<K: CanonicalSerialize>(header: KeyHeader, key: &K) -> Vec<u8> {
+    let mut body = Vec::with_capacity(key.compressed_size() + HEADER_LEN);
+    body.extend_from_slice(&header.to_bytes());
+    key.serialize_compressed(&mut body)
+        .expect("serialising into a Vec cannot fail");
+    body
+}
+
+/// A verifying key's identity: the SHA-256 of its key file's bytes, as lowercase hex.
+pub fn vk_sha256(vk_file_bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(vk_file_bytes))
+}
+
+/// [`vk_sha256`] of the vk file that `vk` of `shape` is (or would be) written as; a prover can
+/// compute it from the verifying key inside its proving key.
+pub fn vk_sha256_of(vk: &VerifyingKey<Bn254>, shape: BatchShape, shape_hash: [u8; 32]) -> String {
+    vk_sha256(&key_file_bytes(
+        header(KeyKind::Verifying, shape, shape_hash),
+        vk,
+    ))
+}
+
+/// Reads a key file's header and checks its kind and `(B, D)`: the cheap checks, before the
+/// circuit is synthesised for its shape hash.
+pub fn expect_header(
+    path: &Path,
+    kind: KeyKind,
+    shape: BatchShape,
+) -> Result<KeyHeader, KeyFileError> {
+    let header = read_header(path)?;
+    check_header(path, &header, kind, shape)?;
+    Ok(header)
+}
+
+fn check_header(
+    path: &Path,
+    header: &KeyHeader,
+    kind: KeyKind,
+    shape: BatchShape,
+) -> Result<(), KeyFileError> {
+    if header.kind != kind {
+        return Err(KeyFileError::WrongKind {
+            path: path.to_path_buf(),
+            found: header.kind,
+            expected: kind,
+        });
+    }
+    if header.batch_size as usize != shape.batch_size || header.depth as usize != shape.depth {
+        return Err(KeyFileError::WrongShape {
+            path: path.to_path_buf(),
+            found_b: header.batch_size,
+            found_d: header.depth,
+            b: shape.batch_size,
+            d: shape.depth,
+        });
+    }
     Ok(())
 }
 
@@ -273,22 +343,7 @@ fn read_checked<K: CanonicalDeserialize>(
 ) -> Result<K, KeyFileError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
     let header = KeyHeader::parse(path, &bytes)?;
-    if header.kind != kind {
-        return Err(KeyFileError::WrongKind {
-            path: path.to_path_buf(),
-            found: header.kind,
-            expected: kind,
-        });
-    }
-    if header.batch_size as usize != shape.batch_size || header.depth as usize != shape.depth {
-        return Err(KeyFileError::WrongShape {
-            path: path.to_path_buf(),
-            found_b: header.batch_size,
-            found_d: header.depth,
-            b: shape.batch_size,
-            d: shape.depth,
-        });
-    }
+    check_header(path, &header, kind, shape)?;
     if &header.shape_hash != expected_hash {
         return Err(KeyFileError::WrongCircuit {
             path: path.to_path_buf(),
@@ -296,13 +351,24 @@ fn read_checked<K: CanonicalDeserialize>(
             expected: hex::encode(expected_hash),
         });
     }
-    K::deserialize_compressed(&bytes[HEADER_LEN..]).map_err(|e| KeyFileError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    // Points of a verifying key are fully checked (on the curve, in the prime-order subgroup).
+    // A proving key's are only decompressed: the subgroup checks of its ~2 points per variable
+    // (G2 ones especially) would dominate loading, and a bad proving key cannot make a false
+    // proof verify, only a proof that fails (which `Prover` checks before returning it).
+    let validate = match kind {
+        KeyKind::Proving => Validate::No,
+        KeyKind::Verifying => Validate::Yes,
+    };
+    K::deserialize_with_mode(&bytes[HEADER_LEN..], Compress::Yes, validate).map_err(|e| {
+        KeyFileError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
     })
 }
 
-/// Loads a proving key for `shape`, refusing one made for another shape or circuit.
+/// Loads a proving key for `shape`, refusing one made for another shape or circuit. Its points are
+/// decompressed but not subgroup-checked (see `read_checked`).
 pub fn read_proving_key(
     path: &Path,
     shape: BatchShape,
@@ -318,6 +384,40 @@ pub fn read_verifying_key(
     expected_hash: &[u8; 32],
 ) -> Result<VerifyingKey<Bn254>, KeyFileError> {
     read_checked(path, KeyKind::Verifying, shape, expected_hash)
+}
+
+/// A verifying key loaded for verification, with its header and identity.
+#[derive(Debug, Clone)]
+pub struct LoadedVerifyingKey {
+    /// The key.
+    pub vk: VerifyingKey<Bn254>,
+    /// The file's header.
+    pub header: KeyHeader,
+    /// [`vk_sha256`] of the file.
+    pub sha256: String,
+}
+
+/// Loads a verifying key for verifying proofs of `shape`: checks magic, version, kind and
+/// `(B, D)` but not the shape hash against this build's circuit (that would synthesise the
+/// circuit; the key itself defines the statement, and its identity [`vk_sha256`] is returned).
+pub fn load_verifying_key(
+    path: &Path,
+    shape: BatchShape,
+) -> Result<LoadedVerifyingKey, KeyFileError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let header = KeyHeader::parse(path, &bytes)?;
+    check_header(path, &header, KeyKind::Verifying, shape)?;
+    let vk = VerifyingKey::<Bn254>::deserialize_compressed(&bytes[HEADER_LEN..]).map_err(|e| {
+        KeyFileError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(LoadedVerifyingKey {
+        vk,
+        header,
+        sha256: vk_sha256(&bytes),
+    })
 }
 
 /// Header for a key of `shape`.

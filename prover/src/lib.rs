@@ -1,8 +1,13 @@
 //! Groth16 (BN254) setup and proving for [`BatchCircuit`]s: circuit-specific setup from OS
-//! randomness or a deterministic, clearly insecure dev seed, and proving with arkworks' parallel
-//! MSMs and FFTs.
+//! randomness or a deterministic, clearly insecure dev seed, proving with arkworks' parallel
+//! MSMs and FFTs (one-off [`prove`], or a long-lived [`Prover`] holding its key), key files
+//! ([`keys`]) and the proof encodings ([`proof`]).
 
 pub mod keys;
+pub mod proof;
+mod prover;
+
+pub use prover::Prover;
 
 use ark_bn254::Bn254;
 use ark_groth16::{Groth16, Proof, ProvingKey, VerifyingKey};
@@ -17,9 +22,32 @@ pub enum ProverError {
     /// A key file could not be read or written.
     #[error(transparent)]
     KeyFile(#[from] keys::KeyFileError),
-    /// Constraint synthesis or the SNARK failed (e.g. an unsatisfiable witness).
+    /// Constraint synthesis or the SNARK failed.
     #[error("groth16: {0}")]
     Snark(#[from] ark_relations::r1cs::SynthesisError),
+    /// The circuit is of another shape than the prover's key.
+    #[error("the batch is {circuit} but the proving key is for {key}")]
+    ShapeMismatch {
+        /// Shape of the circuit.
+        circuit: BatchShape,
+        /// Shape of the key.
+        key: BatchShape,
+    },
+    /// The witness's lengths or indices do not fit its shape.
+    #[error(transparent)]
+    Witness(#[from] veil_circuits::batch::BatchError),
+    /// The witness does not satisfy the circuit for the claimed public inputs.
+    #[error("the witness does not satisfy the batch circuit (constraint {constraint} fails): the batch or its public inputs are wrong")]
+    Unsatisfied {
+        /// Index of the first failing constraint.
+        constraint: usize,
+    },
+    /// The proving key does not fit the circuit.
+    #[error("proving key does not fit the circuit: {0}")]
+    KeyMismatch(String),
+    /// A proof failed the check against the proving key's own verifying key (a corrupt key).
+    #[error("the new proof does not verify against the proving key's own verifying key (corrupt proving key?)")]
+    SelfCheck,
 }
 
 /// A deterministic RNG for `--dev-seed N` setups. INSECURE: anyone can recompute the toxic waste.

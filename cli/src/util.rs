@@ -1,0 +1,87 @@
+//! Helpers shared by the subcommands: shapes from flags, JSON files in and out (written
+//! atomically), one-line error messages, and indicatif spinners and step bars on stderr (drawn
+//! only when stderr is a terminal).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use veil_circuits::batch::BatchShape;
+
+/// A validated shape from `--batch-size` and `--depth`.
+pub fn shape(batch_size: usize, depth: usize) -> Result<BatchShape> {
+    BatchShape::new(batch_size, depth).context("bad shape")
+}
+
+/// Reads a whole text file, naming it in the error.
+pub fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Writes `contents` to `path` atomically (a temp file in the same directory, then rename),
+/// creating the directory.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write_file(path, contents, false)
+}
+
+/// [`write_atomic`] with mode 0600, for files holding private data (batch witnesses).
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    write_file(path, contents, true)
+}
+
+fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(if private { 0o600 } else { 0o644 });
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = opts.open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// An error as one line: its chain joined by `: `, newlines flattened.
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+/// A spinner with a message, ticking until finished.
+pub fn spinner(msg: impl Into<String>) -> ProgressBar {
+    let pb = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("a valid template"),
+    );
+    pb.set_message(msg.into());
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+/// A bar of `n` steps with a message per step.
+pub fn steps(n: u64) -> ProgressBar {
+    let pb = ProgressBar::new(n).with_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} [{elapsed}]")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+/// The loud warning printed whenever dev (deterministic) setup randomness is used.
+pub fn warn_dev_keys(seed: u64) {
+    eprintln!("WARNING: INSECURE dev keys (--dev-seed {seed}): anyone can forge proofs");
+}

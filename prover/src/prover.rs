@@ -1,0 +1,210 @@
+//! A long-lived [`Prover`] for one shape: the proving key is loaded once, the circuit's R1CS
+//! matrices are synthesised once (their hash is the shape hash the key file must carry), and each
+//! proof then synthesises only the witness assignment. Before the expensive MSMs the assignment is
+//! checked against the matrices, and every proof is checked against the key's own verifying key
+//! before it is returned, so a `Prover` never hands out a proof that does not verify.
+
+use std::path::Path;
+use std::time::Instant;
+
+use ark_bn254::{Bn254, Fr};
+use ark_ff::{UniformRand, Zero};
+use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey};
+use ark_relations::r1cs::{
+    ConstraintMatrices, ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisMode,
+};
+use ark_snark::SNARK;
+use rand::{CryptoRng, RngCore};
+use rayon::prelude::*;
+use veil_circuits::batch::{BatchCircuit, BatchShape, BuiltBatch};
+
+use crate::keys::{self, KeyKind};
+use crate::ProverError;
+
+/// Proves batches of one shape with one proving key.
+pub struct Prover {
+    shape: BatchShape,
+    shape_hash: [u8; 32],
+    pk: ProvingKey<Bn254>,
+    pvk: PreparedVerifyingKey<Bn254>,
+    matrices: ConstraintMatrices<Fr>,
+}
+
+impl std::fmt::Debug for Prover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prover")
+            .field("shape", &self.shape)
+            .field("shape_hash", &hex::encode(self.shape_hash))
+            .field("constraints", &self.matrices.num_constraints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prover {
+    /// Loads the proving key at `path` for `shape`. The header's kind and `(B, D)` are checked
+    /// first; then the circuit is synthesised once and the key is refused unless it was made for
+    /// exactly this constraint system.
+    pub fn load(path: &Path, shape: BatchShape) -> Result<Self, ProverError> {
+        keys::expect_header(path, KeyKind::Proving, shape)?;
+        let t = Instant::now();
+        let matrices = keys::constraint_matrices(shape);
+        let shape_hash = keys::matrices_hash(&matrices);
+        tracing::debug!(elapsed = ?t.elapsed(), "synthesised the circuit's matrices");
+        let t = Instant::now();
+        let pk = keys::read_proving_key(path, shape, &shape_hash)?;
+        tracing::debug!(elapsed = ?t.elapsed(), "read the proving key");
+        Self::assemble(shape, shape_hash, pk, matrices)
+    }
+
+    /// A prover for a proving key already in memory (e.g. fresh from [`crate::setup`]). The key's
+    /// dimensions must fit `shape`'s circuit.
+    pub fn new(shape: BatchShape, pk: ProvingKey<Bn254>) -> Result<Self, ProverError> {
+        let matrices = keys::constraint_matrices(shape);
+        let shape_hash = keys::matrices_hash(&matrices);
+        Self::assemble(shape, shape_hash, pk, matrices)
+    }
+
+    fn assemble(
+        shape: BatchShape,
+        shape_hash: [u8; 32],
+        pk: ProvingKey<Bn254>,
+        matrices: ConstraintMatrices<Fr>,
+    ) -> Result<Self, ProverError> {
+        let vars = matrices.num_instance_variables + matrices.num_witness_variables;
+        if pk.a_query.len() != vars || pk.vk.gamma_abc_g1.len() != matrices.num_instance_variables {
+            return Err(ProverError::KeyMismatch(format!(
+                "the proving key has {} variables and {} public inputs, the {shape} circuit {vars} and {}",
+                pk.a_query.len(),
+                pk.vk.gamma_abc_g1.len().saturating_sub(1),
+                matrices.num_instance_variables - 1,
+            )));
+        }
+        let pvk = ark_groth16::prepare_verifying_key(&pk.vk);
+        Ok(Prover {
+            shape,
+            shape_hash,
+            pk,
+            pvk,
+            matrices,
+        })
+    }
+
+    /// The shape this prover proves.
+    pub fn shape(&self) -> BatchShape {
+        self.shape
+    }
+
+    /// SHA-256 of the circuit's constraint system ([`keys::shape_hash`]).
+    pub fn shape_hash(&self) -> [u8; 32] {
+        self.shape_hash
+    }
+
+    /// Constraints of the circuit.
+    pub fn num_constraints(&self) -> usize {
+        self.matrices.num_constraints
+    }
+
+    /// The verifying key inside the proving key.
+    pub fn verifying_key(&self) -> &VerifyingKey<Bn254> {
+        &self.pk.vk
+    }
+
+    /// The identity ([`keys::vk_sha256`]) of the verifying key matching this proving key.
+    pub fn vk_sha256(&self) -> String {
+        keys::vk_sha256_of(&self.pk.vk, self.shape, self.shape_hash)
+    }
+
+    /// Proves `circuit`. Draws `r` then `s` from `rng` exactly as arkworks' `Groth16::prove`
+    /// does, so the same RNG state gives the same proof. Refuses a circuit of another shape or
+    /// with malformed dimensions, and a witness that does not satisfy the circuit (reported with
+    /// the first failing constraint, before any MSM).
+    pub fn prove<R: RngCore + CryptoRng>(
+        &self,
+        circuit: BatchCircuit,
+        rng: &mut R,
+    ) -> Result<Proof<Bn254>, ProverError> {
+        let span = tracing::info_span!("prove", shape = %self.shape);
+        let _g = span.enter();
+        if circuit.witness.shape != self.shape {
+            return Err(ProverError::ShapeMismatch {
+                circuit: circuit.witness.shape,
+                key: self.shape,
+            });
+        }
+        circuit.witness.check_dimensions()?;
+        let public_inputs = circuit.public_inputs.to_vec();
+
+        let t = Instant::now();
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        cs.set_optimization_goal(OptimizationGoal::Constraints);
+        cs.set_mode(SynthesisMode::Prove {
+            construct_matrices: false,
+        });
+        circuit.generate_constraints(cs.clone())?;
+        cs.finalize();
+        let cs = cs.borrow().expect("a constraint system, not `None`");
+        let m = &self.matrices;
+        if cs.num_instance_variables != m.num_instance_variables
+            || cs.num_witness_variables != m.num_witness_variables
+            || cs.num_constraints != m.num_constraints
+        {
+            return Err(ProverError::KeyMismatch(format!(
+                "the witness synthesised {} constraints over {} variables, the key's circuit has {} over {}",
+                cs.num_constraints,
+                cs.num_instance_variables + cs.num_witness_variables,
+                m.num_constraints,
+                m.num_instance_variables + m.num_witness_variables,
+            )));
+        }
+        let assignment = [
+            cs.instance_assignment.as_slice(),
+            cs.witness_assignment.as_slice(),
+        ]
+        .concat();
+        drop(cs);
+        tracing::debug!(elapsed = ?t.elapsed(), "synthesised the witness");
+        let t = Instant::now();
+        if let Some(constraint) = first_unsatisfied(m, &assignment) {
+            return Err(ProverError::Unsatisfied { constraint });
+        }
+        tracing::debug!(elapsed = ?t.elapsed(), "checked the witness against the matrices");
+        let t = Instant::now();
+
+        let r = Fr::rand(rng);
+        let s = Fr::rand(rng);
+        let proof = Groth16::<Bn254>::create_proof_with_reduction_and_matrices(
+            &self.pk,
+            r,
+            s,
+            m,
+            m.num_instance_variables,
+            m.num_constraints,
+            &assignment,
+        )?;
+        tracing::debug!(elapsed = ?t.elapsed(), "proved");
+        if !Groth16::<Bn254>::verify_with_processed_vk(&self.pvk, &public_inputs, &proof)? {
+            return Err(ProverError::SelfCheck);
+        }
+        Ok(proof)
+    }
+
+    /// Proves a built batch.
+    pub fn prove_built<R: RngCore + CryptoRng>(
+        &self,
+        built: &BuiltBatch,
+        rng: &mut R,
+    ) -> Result<Proof<Bn254>, ProverError> {
+        self.prove(built.circuit(), rng)
+    }
+}
+
+/// The first row `i` with `<A_i, z> * <B_i, z> != <C_i, z>`, if any.
+fn first_unsatisfied(m: &ConstraintMatrices<Fr>, z: &[Fr]) -> Option<usize> {
+    let eval = |row: &[(Fr, usize)]| {
+        row.iter()
+            .fold(Fr::zero(), |acc, (coeff, col)| acc + *coeff * z[*col])
+    };
+    (0..m.num_constraints)
+        .into_par_iter()
+        .find_first(|&i| eval(&m.a[i]) * eval(&m.b[i]) != eval(&m.c[i]))
+}

@@ -1,0 +1,129 @@
+//! The long-lived `Prover`: several batches proved back to back with one loaded key all verify;
+//! proofs equal those of the one-off `prove` for the same RNG; keys and circuits of the wrong
+//! shape, malformed witnesses and unsatisfied witnesses are refused with errors, not panics.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ark_bn254::{Bn254, Fr};
+use ark_ff::One;
+use ark_groth16::ProvingKey;
+use veil_circuits::batch::BatchShape;
+use veil_fixtures::mixed_history;
+use veil_prover::{dev_rng, keys, Prover, ProverError};
+
+/// The (2, 8) dev keys, made once per test binary (tests run in parallel) and cached under
+/// the target directory across runs; returns their directory and the proving key.
+fn dev_keys(shape: BatchShape) -> (PathBuf, &'static ProvingKey<Bn254>) {
+    static PK: OnceLock<ProvingKey<Bn254>> = OnceLock::new();
+    assert_eq!(shape, BatchShape::new(2, 8).unwrap());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let pk = PK.get_or_init(|| {
+        veil_prover::load_or_setup_dev_keys(dir, shape, 1)
+            .unwrap()
+            .0
+    });
+    (dir.join("dev-seed-1"), pk)
+}
+
+#[test]
+fn one_prover_many_batches() {
+    let shape = BatchShape::new(2, 8).unwrap();
+    let (dir, pk) = dev_keys(shape);
+    let prover = Prover::load(
+        &dir.join(keys::key_file_name(keys::KeyKind::Proving, shape)),
+        shape,
+    )
+    .unwrap();
+    assert_eq!(prover.shape(), shape);
+    assert_eq!(prover.shape_hash(), keys::shape_hash(shape));
+    let vk_file =
+        std::fs::read(dir.join(keys::key_file_name(keys::KeyKind::Verifying, shape))).unwrap();
+    assert_eq!(prover.vk_sha256(), keys::vk_sha256(&vk_file));
+    let pvk = veil_verifier::prepare(prover.verifying_key());
+
+    let (_, batches) = mixed_history(shape, 5);
+    assert_eq!(batches.len(), 4);
+    let mut rng = dev_rng(9);
+    // Three batches back to back: a deposit, a payment with a withdrawal, a two-input merge.
+    for built in &batches[1..] {
+        let proof = prover.prove_built(built, &mut rng).unwrap();
+        assert!(veil_verifier::verify(&pvk, &built.public_inputs, &proof).unwrap());
+        let mut other = built.public_inputs;
+        other.new_state_root += Fr::one();
+        assert!(!veil_verifier::verify(&pvk, &other, &proof).unwrap());
+    }
+
+    // Same RNG state, same proof as arkworks' own Groth16::prove.
+    let a = prover.prove_built(&batches[2], &mut dev_rng(3)).unwrap();
+    let b = veil_prover::prove(pk, batches[2].circuit(), &mut dev_rng(3)).unwrap();
+    assert_eq!(a, b);
+
+    // A wrong claim is refused before any proof is made.
+    let mut circuit = batches[1].circuit();
+    circuit.public_inputs.batch_hash += Fr::one();
+    assert!(matches!(
+        prover.prove(circuit, &mut rng),
+        Err(ProverError::Unsatisfied { .. })
+    ));
+    let mut circuit = batches[1].circuit();
+    circuit.witness.slots[0].fee += Fr::one();
+    assert!(matches!(
+        prover.prove(circuit, &mut rng),
+        Err(ProverError::Unsatisfied { .. })
+    ));
+    // A malformed witness is refused instead of panicking in synthesis.
+    let mut circuit = batches[1].circuit();
+    circuit.witness.slots[1].inputs[0].path.siblings.pop();
+    assert!(matches!(
+        prover.prove(circuit, &mut rng),
+        Err(ProverError::Witness(_))
+    ));
+    // A circuit of another shape.
+    let small = BatchShape::new(1, 8).unwrap();
+    let (_, small_batches) = mixed_history(small, 5);
+    assert!(matches!(
+        prover.prove_built(&small_batches[0], &mut rng),
+        Err(ProverError::ShapeMismatch { .. })
+    ));
+    // A proving key in memory that does not fit the shape's circuit.
+    assert!(matches!(
+        Prover::new(BatchShape::new(2, 9).unwrap(), pk.clone()),
+        Err(ProverError::KeyMismatch(_))
+    ));
+}
+
+#[test]
+fn wrong_shape_key_is_refused() {
+    let shape = BatchShape::new(2, 8).unwrap();
+    let (dir, _) = dev_keys(shape);
+    let pk_path = dir.join(keys::key_file_name(keys::KeyKind::Proving, shape));
+    let vk_path = dir.join(keys::key_file_name(keys::KeyKind::Verifying, shape));
+    let other = BatchShape::new(1, 8).unwrap();
+    let err = Prover::load(&pk_path, other).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProverError::KeyFile(keys::KeyFileError::WrongShape {
+                found_b: 2,
+                b: 1,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("B = 2"), "{err}");
+    let err = Prover::load(&vk_path, shape).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProverError::KeyFile(keys::KeyFileError::WrongKind { .. })
+        ),
+        "{err}"
+    );
+    let err = Prover::load(&dir.join("missing.bin"), shape).unwrap_err();
+    assert!(matches!(
+        err,
+        ProverError::KeyFile(keys::KeyFileError::Io { .. })
+    ));
+}
