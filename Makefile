@@ -10,9 +10,13 @@ all: build
 build:
 	$(CARGO) build --release --bin veil
 
-# Until the node lands (issue: sequencer), `make run` shows the batch circuit of the default shape.
+# The newcomer's first command: builds, generates insecure dev keys if missing (one time, with
+# a progress spinner), and starts the node on 127.0.0.1:8080 with an embedded redb in ./data.
+# B = 4 keeps dev proving fast; the production shape is B = 16, D = 32 (`make run RUN_B=16`).
+RUN_B ?= 4
+RUN_D ?= 32
 run: build
-	./target/release/veil circuit-info --batch-size $(B) --depth $(D)
+	./target/release/veil node --data-dir data --keys-dir keys --batch-size $(RUN_B) --depth $(RUN_D) --dev-keys 1
 
 test:
 	$(CARGO) test --workspace --all-targets

@@ -9,6 +9,7 @@ mod circuit_info;
 mod dev_batches;
 mod fixtures;
 mod keys_info;
+mod node;
 mod prove;
 mod setup;
 mod util;
@@ -28,6 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the sequencer node (HTTP API, storage, batching, proving).
+    Node(node::Args),
     /// Constraint counts of the batch circuit, in total, per transfer and per sub-circuit.
     CircuitInfo(circuit_info::Args),
     /// Groth16 setup of one shape: writes pk-B{B}-D{D}.bin and vk-B{B}-D{D}.bin.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::DevBatches(args) => dev_batches::run(args),
         Command::Fixtures(args) => fixtures::run(args),
+        Command::Node(args) => node::run(args),
     };
     match result {
         Ok(code) => code,
