@@ -32,6 +32,7 @@ impl SpentNote {
 
 /// What a transfer publishes (and what the batch hash commits to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransferPublic {
     /// Nullifiers of the two inputs.
     #[serde(with = "field::serde_hex_array2")]

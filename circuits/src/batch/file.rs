@@ -103,57 +103,8 @@ pub struct PublicBatch {
     pub public_inputs: BatchPublicInputs,
 }
 
-/// One transfer's public data ([`TransferPublic`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TransferJson {
-    /// Nullifiers of the two inputs.
-    #[serde(with = "field::serde_hex_array2")]
-    pub nullifiers: [Fr; 2],
-    /// Commitments of the two outputs.
-    #[serde(with = "field::serde_hex_array2")]
-    pub commitments: [Fr; 2],
-    /// Deposit amount.
-    pub public_in: u64,
-    /// Withdrawal amount.
-    pub public_out: u64,
-    /// Fee.
-    pub fee: u64,
-    /// Withdrawal destination hash, else 0.
-    #[serde(with = "field::serde_hex")]
-    pub dest: Fr,
-    /// Deposit reference, else 0.
-    #[serde(with = "field::serde_hex")]
-    pub deposit_ref: Fr,
-}
-
-impl From<TransferPublic> for TransferJson {
-    fn from(t: TransferPublic) -> Self {
-        TransferJson {
-            nullifiers: t.nullifiers,
-            commitments: t.commitments,
-            public_in: t.public_in,
-            public_out: t.public_out,
-            fee: t.fee,
-            dest: t.dest,
-            deposit_ref: t.deposit_ref,
-        }
-    }
-}
-
-impl From<TransferJson> for TransferPublic {
-    fn from(t: TransferJson) -> Self {
-        TransferPublic {
-            nullifiers: t.nullifiers,
-            commitments: t.commitments,
-            public_in: t.public_in,
-            public_out: t.public_out,
-            fee: t.fee,
-            dest: t.dest,
-            deposit_ref: t.deposit_ref,
-        }
-    }
-}
+/// One transfer's public data: [`TransferPublic`] itself (it rejects unknown fields).
+pub type TransferJson = TransferPublic;
 
 /// The private witness ([`BatchWitness`] without the shape and batch number, which the file
 /// states once).
@@ -322,7 +273,7 @@ impl BatchFile {
             .public_fields
             .iter()
             .enumerate()
-            .map(|(slot, f)| transfer_from_fields(slot, f).map(TransferJson::from))
+            .map(|(slot, f)| transfer_from_fields(slot, f))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(BatchFile {
             version: BATCH_FILE_VERSION,
@@ -356,7 +307,7 @@ impl BatchFile {
 
     /// The listed transfers.
     pub fn transfers(&self) -> Vec<TransferPublic> {
-        self.transfers.iter().copied().map(Into::into).collect()
+        self.transfers.to_vec()
     }
 
     /// What a verifier needs: checks the version and shape, recomputes `batch_hash` from the
