@@ -138,7 +138,7 @@ fn measure(args: &Args) -> Result<Measurement> {
         log("key load", io);
         (pk, vk, None, io)
     };
-    let pk_bytes = pk.compressed_size();
+    let pk_bytes = pk.serialized_size(KeyKind::Proving.compression());
 
     let start = Instant::now();
     let proof = veil_prover::prove(&pk, built.circuit(), &mut veil_prover::dev_rng(PROVE_SEED))?;
@@ -240,7 +240,7 @@ fn read_keys(
         pk_path.display()
     );
     let bytes = std::fs::read(pk_path).with_context(|| format!("reading {}", pk_path.display()))?;
-    let pk = ProvingKey::deserialize_compressed_unchecked(&bytes[keys::HEADER_LEN..])
+    let pk = keys::decode_proving_key(&bytes[keys::HEADER_LEN..], KeyKind::Proving.compression())
         .with_context(|| format!("{}: corrupt proving key", pk_path.display()))?;
     let vk = keys::read_verifying_key(vk_path, shape, &header.shape_hash)?;
     Ok((pk, vk))

@@ -154,7 +154,7 @@ pub fn markdown(results: &[ShapeResult], verify_batch: usize) -> String {
          is the larger of a shape's two processes (setup + prove, then prove only with the keys \
          reloaded). Setup uses an insecure dev seed. Verify: prepared key, median of 20. \
          batch-verify: {verify_batch} rerandomised proofs of the batch, \"–\" where not measured. \
-         MB = 10^6 bytes; pk = compressed proving key.\n"
+         MB = 10^6 bytes; pk = proving key as stored (uncompressed points).\n"
     );
     out
 }

@@ -127,3 +127,28 @@ fn wrong_shape_key_is_refused() {
         ProverError::KeyFile(keys::KeyFileError::Io { .. })
     ));
 }
+
+/// The parallel proving-key decoder reads exactly what arkworks writes, and refuses truncated
+/// keys and trailing bytes.
+#[test]
+fn parallel_proving_key_decoder_matches_arkworks() {
+    use ark_serialize::{CanonicalSerialize, Compress};
+    let (_, pk) = dev_keys(BatchShape::new(2, 8).unwrap());
+    for compress in [Compress::Yes, Compress::No] {
+        let decode = |b: &[u8]| keys::decode_proving_key(b, compress);
+        let mut bytes = Vec::new();
+        pk.serialize_with_mode(&mut bytes, compress).unwrap();
+        let decoded = decode(&bytes).expect("decodes");
+        assert!(decoded == *pk, "decoded key differs from the original");
+
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err());
+        // A length prefix larger than the data is refused, not allocated.
+        let mut huge = bytes.clone();
+        let at = pk.vk.serialized_size(compress) + pk.beta_g1.serialized_size(compress) * 2;
+        huge[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode(&huge).is_err());
+    }
+}
