@@ -10,7 +10,7 @@ use anyhow::{bail, ensure, Context, Result};
 use ark_bn254::{Bn254, Fr};
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey};
 use ark_relations::r1cs::{ConstraintSystem, SynthesisMode};
-use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
+use ark_serialize::CanonicalSerialize;
 use serde::{Deserialize, Serialize};
 use veil_circuits::batch::{BatchCircuit, BatchPublicInputs, BatchShape, BuiltBatch};
 use veil_fixtures::Scenario;
