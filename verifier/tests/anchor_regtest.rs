@@ -13,7 +13,7 @@ use support::bitcoind::Bitcoind;
 use veil_verifier::anchor::rpc::BitcoinRpc;
 use veil_verifier::anchor::tx::CHANGE_VOUT;
 use veil_verifier::anchor::{
-    build_anchor_tx, AnchorPayload, AnchorTx, KeyKind, OperatorKey, PrevOut, RpcError,
+    build_anchor_tx, AnchorPayload, AnchorTx, FeePolicy, KeyKind, OperatorKey, PrevOut, RpcError,
 };
 
 fn rate(sat_vb: u64) -> FeeRate {
@@ -95,7 +95,15 @@ async fn anchor_chain_is_accepted_mined_and_readable() {
         rpc.check_chain(Network::Signet).await,
         Err(RpcError::WrongChain { .. })
     ));
+    // A fresh regtest chain has no fee estimate: the policy falls back, clamped to >= 1 sat/vB.
     assert_eq!(rpc.estimate_smart_fee(6).await.unwrap(), None);
+    let policy = FeePolicy::Estimate {
+        conf_target: 6,
+        fallback: rate(3),
+    };
+    assert_eq!(policy.fee_rate(rpc).await.unwrap(), rate(3));
+    let too_low = FeePolicy::Fixed(FeeRate::from_sat_per_kwu(100));
+    assert_eq!(too_low.fee_rate(rpc).await.unwrap(), rate(1));
 
     let mut rng = ChaCha20Rng::seed_from_u64(11);
     let key = OperatorKey::generate(&mut rng);

@@ -44,5 +44,5 @@ pub mod tx;
 
 pub use operator::{KeyKind, OperatorKey, OperatorKeyError};
 pub use payload::{proof_commitment, AnchorPayload, PayloadError, PAYLOAD_LEN};
-pub use rpc::{BitcoinRpc, RpcAuth, RpcConfig, RpcError};
+pub use rpc::{BitcoinRpc, FeePolicy, RpcAuth, RpcConfig, RpcError};
 pub use tx::{build_anchor_tx, AnchorTx, AnchorTxError, PrevOut};

@@ -640,6 +640,41 @@ impl BitcoinRpc {
     }
 }
 
+/// Where an anchor's fee rate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeePolicy {
+    /// A configured rate.
+    Fixed(FeeRate),
+    /// `estimatesmartfee conf_target`, or `fallback` while the node has no estimate.
+    Estimate {
+        /// Target confirmation within this many blocks.
+        conf_target: u16,
+        /// Rate used when the node cannot estimate (e.g. regtest).
+        fallback: FeeRate,
+    },
+}
+
+impl FeePolicy {
+    /// The rate to use now, clamped to the range anchors accept
+    /// ([`super::tx::MIN_FEE_RATE`]..=[`super::tx::MAX_FEE_RATE`]).
+    pub async fn fee_rate(&self, rpc: &BitcoinRpc) -> Result<FeeRate, RpcError> {
+        let rate = match *self {
+            FeePolicy::Fixed(rate) => rate,
+            FeePolicy::Estimate {
+                conf_target,
+                fallback,
+            } => match rpc.estimate_smart_fee(conf_target).await? {
+                Some(rate) => rate,
+                None => {
+                    tracing::info!(conf_target, fallback = %fallback.to_sat_per_vb_ceil(), "no fee estimate, using the fallback rate (sat/vB)");
+                    fallback
+                }
+            },
+        };
+        Ok(rate.clamp(super::tx::MIN_FEE_RATE, super::tx::MAX_FEE_RATE))
+    }
+}
+
 /// Core's BTC/kvB as a fee rate, rounded up to whole sat/kwu.
 pub fn btc_per_kvb_to_fee_rate(btc_per_kvb: f64) -> FeeRate {
     let sat_per_kvb = (btc_per_kvb * 1e8).round().max(0.0) as u64;
