@@ -286,4 +286,29 @@ async fn anchor_survives_a_reorg() {
     assert_eq!(moved.blockhash, Some(replacement));
     assert_eq!(AnchorPayload::from_tx(&moved.tx).unwrap(), payload);
     assert_eq!(rpc.get_block_hash(102).await.unwrap(), replacement);
+
+    // Two anchors in flight: the next anchor may spend the unconfirmed change, and one block
+    // confirms both in order.
+    let (p2, _, _) = random_payload(&mut rng, 2);
+    let a2 = build_anchor_tx(&key, &anchor.change(), &p2, KeyKind::P2tr, rate(1)).unwrap();
+    let (p3, _, _) = random_payload(&mut rng, 3);
+    let a3 = build_anchor_tx(&key, &a2.change(), &p3, KeyKind::P2wpkh, rate(1)).unwrap();
+    accept_and_send(rpc, &a2).await;
+    accept_and_send(rpc, &a3).await;
+    let block = rpc.get_block(&mine_one(rpc, &miner).await).await.unwrap();
+    let order: Vec<Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
+    assert_eq!(order[1..], [a2.txid(), a3.txid()]);
+
+    // A stopped node is a typed error, not a hang.
+    rpc.stop().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match rpc.get_block_count().await {
+            Err(RpcError::NodeDown { .. }) => break,
+            other if std::time::Instant::now() > deadline => {
+                panic!("expected NodeDown after stop, got {other:?}")
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
 }

@@ -805,6 +805,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn cookie_is_reread_on_every_request() {
+        let ok = r#"{"result":5,"error":null,"id":1}"#;
+        let (url, server) = canned_server(vec![http("200 OK", ok), http("200 OK", ok)]);
+        let dir = tempfile::tempdir().unwrap();
+        let cookie = dir.path().join(".cookie");
+        std::fs::write(&cookie, "__cookie__:one").unwrap();
+        let rpc =
+            BitcoinRpc::new(RpcConfig::new(url, RpcAuth::CookieFile(cookie.clone()))).unwrap();
+        assert_eq!(rpc.get_block_count().await.unwrap(), 5);
+        // The node restarted and wrote a new cookie.
+        std::fs::write(&cookie, "__cookie__:two\n").unwrap();
+        assert_eq!(rpc.get_block_count().await.unwrap(), 5);
+        let seen = server.join().unwrap();
+        assert!(
+            seen[0].contains("X19jb29raWVfXzpvbmU="),
+            "basic auth __cookie__:one"
+        );
+        assert!(
+            seen[1].contains("X19jb29raWVfXzp0d28="),
+            "basic auth __cookie__:two"
+        );
+    }
+
+    #[tokio::test]
     async fn wrong_chain_warmup_retry_rejection_and_auth() {
         let info = r#"{"result":{"chain":"main","blocks":1,"headers":1,"bestblockhash":"0000000000000000000000000000000000000000000000000000000000000000","initialblockdownload":false},"error":null,"id":1}"#;
         let warmup =
