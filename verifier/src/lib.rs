@@ -1,7 +1,9 @@
 //! Verification of Veil batch proofs against a prepared Groth16 verifying key: one proof at a
 //! time, many at once with a single multi-pairing ([`verify_batch`]), or straight from published
 //! batch data ([`verify_published`]), so a verifier trusts only the data, the proof and the key.
+//! [`anchor`] builds, signs and broadcasts the Bitcoin transactions that anchor proven batches.
 
+pub mod anchor;
 pub mod batch;
 pub mod published;
 

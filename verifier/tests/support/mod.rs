@@ -1,0 +1,3 @@
+//! Shared helpers of the verifier's integration tests.
+
+pub mod bitcoind;
