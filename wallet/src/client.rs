@@ -28,7 +28,7 @@ pub enum ClientError {
     #[error("{0:?} is not a transfer id (64 hex digits)")]
     BadId(String),
     /// Connection refused, timeout, broken response.
-    #[error("cannot reach the node at {url}: {source}")]
+    #[error("cannot reach the node at {url}")]
     Transport {
         /// Request URL.
         url: String,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// A file could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+#[error("{}", .path.display())]
 pub struct FileError {
     /// The file.
     pub path: PathBuf,

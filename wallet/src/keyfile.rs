@@ -41,7 +41,7 @@ pub enum KeyFileError {
         found: u32,
     },
     /// The bytes are not a valid spending key.
-    #[error("{path}: {source}")]
+    #[error("{path}: invalid spending key")]
     Key {
         /// File.
         path: PathBuf,

@@ -55,7 +55,7 @@ pub enum WalletError {
     #[error(transparent)]
     Client(#[from] ClientError),
     /// Bad recipient payment address.
-    #[error("recipient {address:?}: {source}")]
+    #[error("recipient {address:?}")]
     Recipient {
         /// What was given.
         address: String,
