@@ -50,7 +50,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let client = NodeClient::new(&args.node)?;
     let b = client.batch(args.number)?;
     if b.number != args.number {
-        bail!("asked for batch {} but the node sent batch {}", args.number, b.number);
+        bail!(
+            "asked for batch {} but the node sent batch {}",
+            args.number,
+            b.number
+        );
     }
     let Some(proof_hex) = b.proof.as_deref() else {
         bail!("batch {} is {}, not proven yet", args.number, b.status);

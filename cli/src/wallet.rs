@@ -162,8 +162,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Sync => {
             let bar = std::io::stderr().is_terminal().then(|| {
                 let pb = ProgressBar::new(0).with_style(
-                    ProgressStyle::with_template("{spinner} scanning notes {pos}/{len} [{elapsed}]")
-                        .expect("a valid template"),
+                    ProgressStyle::with_template(
+                        "{spinner} scanning notes {pos}/{len} [{elapsed}]",
+                    )
+                    .expect("a valid template"),
                 );
                 pb.enable_steady_tick(std::time::Duration::from_millis(120));
                 pb

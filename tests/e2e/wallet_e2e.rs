@@ -89,7 +89,18 @@ fn dev_keys() -> PathBuf {
     let vk = dir.join("vk-B2-D8.bin");
     if !(pk.exists() && vk.exists()) {
         let d = dir.to_str().unwrap();
-        ok(&["setup", "-b", "2", "-d", "8", "--dev-seed", "1", "--out-dir", d, "--force"]);
+        ok(&[
+            "setup",
+            "-b",
+            "2",
+            "-d",
+            "8",
+            "--dev-seed",
+            "1",
+            "--out-dir",
+            d,
+            "--force",
+        ]);
     }
     dir
 }
@@ -186,7 +197,10 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
     let alice_addr = a["address"].as_str().unwrap().to_owned();
     let bob_addr = b["address"].as_str().unwrap().to_owned();
     assert!(alice_addr.starts_with("veilrt1"), "{alice_addr}");
-    assert_eq!(ok(&["wallet", "--wallet", alice, "address"]).trim(), alice_addr);
+    assert_eq!(
+        ok(&["wallet", "--wallet", alice, "address"]).trim(),
+        alice_addr
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -202,13 +216,31 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
     // Operator deposit; a wrong token is refused with the node's error.
     let outpoint = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0";
     let err = fails(&[
-        "deposit", "--node", &url, "--token", "wrong", "--to", &alice_addr, "--amount", "100000",
-        "--outpoint", outpoint,
+        "deposit",
+        "--node",
+        &url,
+        "--token",
+        "wrong",
+        "--to",
+        &alice_addr,
+        "--amount",
+        "100000",
+        "--outpoint",
+        outpoint,
     ]);
     assert!(err.contains("401"), "{err}");
     let d = ok_json(&[
-        "deposit", "--node", &url, "--token", TOKEN, "--to", &alice_addr, "--amount", "100000",
-        "--outpoint", outpoint,
+        "deposit",
+        "--node",
+        &url,
+        "--token",
+        TOKEN,
+        "--to",
+        &alice_addr,
+        "--amount",
+        "100000",
+        "--outpoint",
+        outpoint,
     ]);
     let dep_id = d["id"].as_str().unwrap().to_owned();
     wait_status(&mut node, alice, &dep_id, &["batched", "proven"]);
@@ -231,7 +263,9 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
         "{bal}"
     );
     // The only note is being spent: nothing left to pay with.
-    let err = fails(&["wallet", "--wallet", alice, "send", "--to", &bob_addr, "--amount", "1"]);
+    let err = fails(&[
+        "wallet", "--wallet", alice, "send", "--to", &bob_addr, "--amount", "1",
+    ]);
     assert!(err.contains("insufficient funds"), "{err}");
     wait_status(&mut node, alice, &pay_id, &["batched", "proven"]);
     sync(alice);
@@ -241,19 +275,42 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
 
     // Bob pays 10 000 back (fee 50), then withdraws 5 000 (fee 25) from his change.
     let back = ok_json(&[
-        "wallet", "--wallet", bob, "send", "--to", &alice_addr, "--amount", "10000", "--fee", "50",
+        "wallet",
+        "--wallet",
+        bob,
+        "send",
+        "--to",
+        &alice_addr,
+        "--amount",
+        "10000",
+        "--fee",
+        "50",
     ]);
     let back_id = back["id"].as_str().unwrap().to_owned();
     wait_status(&mut node, bob, &back_id, &["batched", "proven"]);
     sync(bob);
     assert_eq!(balance(bob)["spendable"], 19950);
     let err = fails(&[
-        "wallet", "--wallet", bob, "withdraw", "--to", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
-        "--amount", "5000",
+        "wallet",
+        "--wallet",
+        bob,
+        "withdraw",
+        "--to",
+        "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+        "--amount",
+        "5000",
     ]);
     assert!(err.contains("regtest"), "{err}");
     let wd = ok_json(&[
-        "wallet", "--wallet", bob, "withdraw", "--to", BTC_ADDRESS, "--amount", "5000", "--fee",
+        "wallet",
+        "--wallet",
+        bob,
+        "withdraw",
+        "--to",
+        BTC_ADDRESS,
+        "--amount",
+        "5000",
+        "--fee",
         "25",
     ]);
     let wd_id = wd["id"].as_str().unwrap().to_owned();
@@ -261,7 +318,12 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
 
     // Every transfer gets proven.
     let mut batches = Vec::new();
-    for (wallet, id) in [(alice, &dep_id), (alice, &pay_id), (bob, &back_id), (bob, &wd_id)] {
+    for (wallet, id) in [
+        (alice, &dep_id),
+        (alice, &pay_id),
+        (bob, &back_id),
+        (bob, &wd_id),
+    ] {
         let v = wait_status(&mut node, wallet, id, &["proven"]);
         batches.push(v["batch"].as_u64().unwrap());
     }
@@ -275,7 +337,10 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
     let s = sync(bob);
     assert_eq!(s["balance"]["spendable"], 14925, "{s}");
     let bal = balance(bob);
-    assert_eq!((&bal["outgoing"], &bal["incoming_change"]), (&0.into(), &0.into()));
+    assert_eq!(
+        (&bal["outgoing"], &bal["incoming_change"]),
+        (&0.into(), &0.into())
+    );
     // The wallets recorded their transfers as proven.
     let st: Value =
         serde_json::from_str(&std::fs::read_to_string(bob_dir.join("wallet.json")).unwrap())
@@ -295,7 +360,15 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
     for n in 0..4u64 {
         let n_s = n.to_string();
         ok(&[
-            "fetch-batch", "--node", &url, "--number", &n_s, "--vk", vk_s, "--out-dir", files_s,
+            "fetch-batch",
+            "--node",
+            &url,
+            "--number",
+            &n_s,
+            "--vk",
+            vk_s,
+            "--out-dir",
+            files_s,
         ]);
         let batch = files.join(format!("batch-{n}.json"));
         let proof = files.join(format!("proof-{n}.json"));
@@ -308,7 +381,10 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
             "--proof",
             proof.to_str().unwrap(),
         ]);
-        assert!(out.starts_with(&format!("valid: batch {n}, B=2, D=8")), "{out}");
+        assert!(
+            out.starts_with(&format!("valid: batch {n}, B=2, D=8")),
+            "{out}"
+        );
     }
     // The withdrawal is public: batch 3 pays 5 000 out with a non-zero destination.
     let b3: Value =
@@ -331,7 +407,15 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
         files.join("proof-3.json").to_str().unwrap(),
     ]);
     let err = fails(&[
-        "fetch-batch", "--node", &url, "--number", "9", "--vk", vk_s, "--out-dir", files_s,
+        "fetch-batch",
+        "--node",
+        &url,
+        "--number",
+        "9",
+        "--vk",
+        vk_s,
+        "--out-dir",
+        files_s,
     ]);
     assert!(err.contains("batch_not_found"), "{err}");
 

@@ -61,18 +61,18 @@ pub fn bitcoin_network(network: Network) -> bitcoin::Network {
 
 /// Parses `address` for `network` and returns its scriptPubKey.
 pub fn parse_address(address: &str, network: Network) -> Result<ScriptBuf, BitcoinRefError> {
-    let unchecked =
-        Address::from_str(address.trim()).map_err(|e| BitcoinRefError::Address {
-            input: address.to_owned(),
-            reason: e.to_string(),
-        })?;
+    let unchecked = Address::from_str(address.trim()).map_err(|e| BitcoinRefError::Address {
+        input: address.to_owned(),
+        reason: e.to_string(),
+    })?;
     let expected = bitcoin_network(network);
-    let checked = unchecked
-        .require_network(expected)
-        .map_err(|_| BitcoinRefError::WrongNetwork {
-            input: address.to_owned(),
-            expected,
-        })?;
+    let checked =
+        unchecked
+            .require_network(expected)
+            .map_err(|_| BitcoinRefError::WrongNetwork {
+                input: address.to_owned(),
+                expected,
+            })?;
     Ok(checked.script_pubkey())
 }
 
@@ -101,7 +101,10 @@ pub fn withdrawal_dest(script_pubkey: &ScriptBuf) -> Fr {
 
 /// `deposit_ref` of a deposit funded by `outpoint`.
 pub fn deposit_ref(outpoint: &OutPoint) -> Fr {
-    tagged_field(DEPOSIT_REF_TAG, &bitcoin::consensus::encode::serialize(outpoint))
+    tagged_field(
+        DEPOSIT_REF_TAG,
+        &bitcoin::consensus::encode::serialize(outpoint),
+    )
 }
 
 #[cfg(test)]
@@ -126,7 +129,10 @@ mod tests {
             Err(BitcoinRefError::WrongNetwork { .. })
         ));
         assert!(matches!(
-            parse_address("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt081", Network::Regtest),
+            parse_address(
+                "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt081",
+                Network::Regtest
+            ),
             Err(BitcoinRefError::Address { .. })
         ));
         assert!(matches!(
@@ -139,10 +145,7 @@ mod tests {
     fn dest_and_deposit_ref_are_tagged_sha256() {
         let spk = parse_address(BCRT_P2WPKH, Network::Regtest).unwrap();
         let dest = withdrawal_dest(&spk);
-        let mut expected: [u8; 32] = Sha256::digest(
-            [DEST_TAG, spk.as_bytes()].concat(),
-        )
-        .into();
+        let mut expected: [u8; 32] = Sha256::digest([DEST_TAG, spk.as_bytes()].concat()).into();
         expected[0] = 0;
         assert_eq!(field::to_bytes_be(&dest), expected);
         assert_ne!(dest, Fr::from(0u64));
@@ -157,7 +160,10 @@ mod tests {
         let mut expected: [u8; 32] = Sha256::digest([DEPOSIT_REF_TAG, &data].concat()).into();
         expected[0] = 0;
         assert_eq!(field::to_bytes_be(&r), expected);
-        assert_ne!(deposit_ref(&parse_outpoint(&format!("{txid}:2")).unwrap()), r);
+        assert_ne!(
+            deposit_ref(&parse_outpoint(&format!("{txid}:2")).unwrap()),
+            r
+        );
         assert!(parse_outpoint(txid).is_err());
         assert!(parse_outpoint(&format!("{txid}:x")).is_err());
     }

@@ -184,7 +184,10 @@ mod tests {
             other.save(&path, false),
             Err(KeyFileError::Exists(_))
         ));
-        assert_eq!(KeyFile::load(&path).unwrap().key.to_bytes(), kf.key.to_bytes());
+        assert_eq!(
+            KeyFile::load(&path).unwrap().key.to_bytes(),
+            kf.key.to_bytes()
+        );
         other.save(&path, true).unwrap();
         assert_eq!(
             KeyFile::load(&path).unwrap().key.to_bytes(),
@@ -219,7 +222,10 @@ mod tests {
             r#"{{"version":1,"network":"regtest","spending_key":"{}"}}"#,
             "00".repeat(32)
         ));
-        assert!(matches!(KeyFile::load(&path), Err(KeyFileError::Key { .. })));
+        assert!(matches!(
+            KeyFile::load(&path),
+            Err(KeyFileError::Key { .. })
+        ));
         assert!(matches!(
             KeyFile::load(&dir.path().join("missing.json")),
             Err(KeyFileError::File(_))

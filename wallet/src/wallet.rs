@@ -255,7 +255,9 @@ impl Wallet {
                 });
                 report.found.push((position, note.value));
             }
-            let next = page.next.max(page.notes.last().map_or(from, |n| n.position + 1));
+            let next = page
+                .next
+                .max(page.notes.last().map_or(from, |n| n.position + 1));
             if next <= from {
                 return Err(WalletError::MalformedNote {
                     position: from,
@@ -281,9 +283,8 @@ impl Wallet {
             self.record_status(&status);
         }
 
-        let still_open = |st: &WalletState, id: &str| {
-            st.transfers.iter().any(|t| t.id == id && t.is_open())
-        };
+        let still_open =
+            |st: &WalletState, id: &str| st.transfers.iter().any(|t| t.id == id && t.is_open());
         for i in 0..self.state.notes.len() {
             if self.state.notes[i].spent {
                 continue;
@@ -599,8 +600,10 @@ mod tests {
             }
             let end = d.notes.len().min(from + limit.min(d.page_cap));
             let items: Vec<_> = (from.min(end)..end)
-                .map(|p| serde_json::json!({"position": p, "commitment": d.notes[p].0,
-                    "ciphertext": d.notes[p].1}))
+                .map(|p| {
+                    serde_json::json!({"position": p, "commitment": d.notes[p].0,
+                    "ciphertext": d.notes[p].1})
+                })
                 .collect();
             return (
                 200,
@@ -676,7 +679,12 @@ mod tests {
         // whose published commitment is another note's; 4: garbage; 5: Alice 30, spent.
         let n0 = Note::new(a.addr, 100, rho(0), &mut rng);
         publish(&data, &n0, &a, &mut rng);
-        publish(&data, &Note::new(b.addr, 50, rho(1), &mut rng), &b, &mut rng);
+        publish(
+            &data,
+            &Note::new(b.addr, 50, rho(1), &mut rng),
+            &b,
+            &mut rng,
+        );
         publish(&data, &Note::new(a.addr, 0, rho(2), &mut rng), &a, &mut rng);
         let n3 = Note::new(a.addr, 70, rho(3), &mut rng);
         let ct3 = encrypt_note(&n3, &[0u8; 32], &a, &mut rng);
@@ -697,7 +705,9 @@ mod tests {
             .insert(field::to_hex(&n5.nullifier(nk, 5)));
 
         let mut calls = Vec::new();
-        let report = alice.sync(&mut |done, total| calls.push((done, total))).unwrap();
+        let report = alice
+            .sync(&mut |done, total| calls.push((done, total)))
+            .unwrap();
         assert_eq!(report.scanned, 6);
         assert_eq!(report.found, vec![(0, 100), (5, 30)]);
         assert_eq!(report.newly_spent, 1);
@@ -737,7 +747,10 @@ mod tests {
         let report = again.sync(&mut |_, _| {}).unwrap();
         assert_eq!(report.scanned, 1);
         assert_eq!(report.found, vec![(6, 45)]);
-        assert_eq!(again.state.notes[0].pending_spend.as_deref(), Some(UNKNOWN_SPENDER));
+        assert_eq!(
+            again.state.notes[0].pending_spend.as_deref(),
+            Some(UNKNOWN_SPENDER)
+        );
         let bal = again.balance();
         assert_eq!((bal.spendable, bal.outgoing, bal.notes), (45, 100, 1));
 
