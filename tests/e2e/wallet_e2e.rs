@@ -82,12 +82,23 @@ impl Drop for NodeGuard {
     }
 }
 
-/// Dev keys for B = 2, D = 8 (seed 1), made once by `veil setup` and cached under the target dir.
+/// Whether a cached key file was made for this build's circuit (`veil keys info`).
+fn key_is_current(path: &Path) -> bool {
+    path.exists() && {
+        let out = veil(&["keys", "info", "--json", path.to_str().unwrap()]);
+        out.status.success()
+            && serde_json::from_slice::<Value>(&out.stdout)
+                .is_ok_and(|v| v["shape_hash_matches_build"] == true)
+    }
+}
+
+/// Dev keys for B = 2, D = 8 (seed 1), made by `veil setup` and cached under the target dir;
+/// made again when the circuit changed.
 fn dev_keys() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wallet-e2e-keys-seed1");
     let pk = dir.join("pk-B2-D8.bin");
     let vk = dir.join("vk-B2-D8.bin");
-    if !(pk.exists() && vk.exists()) {
+    if !(key_is_current(&pk) && key_is_current(&vk)) {
         let d = dir.to_str().unwrap();
         ok(&[
             "setup",
@@ -211,7 +222,11 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
         assert_eq!(mode & 0o777, 0o600);
     }
     // A second `new` in the same directory refuses to replace the key.
-    fails(&["wallet", "--wallet", alice, "new"]);
+    let err = fails(&["wallet", "--wallet", alice, "new"]);
+    assert!(err.contains("already exists"), "{err}");
+    let none = tmp.path().join("nobody");
+    let err = fails(&["wallet", "--wallet", none.to_str().unwrap(), "balance"]);
+    assert!(err.contains("veil wallet new"), "{err}");
 
     // Operator deposit; a wrong token is refused with the node's error.
     let outpoint = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b:0";
@@ -421,6 +436,12 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
 
     node.assert_running();
     drop(node);
+    // With the node gone, the wallet fails with one line naming it.
+    let err = fails(&["wallet", "--wallet", alice, "sync"]);
+    assert!(
+        err.contains("cannot reach the node at http://127.0.0.1:"),
+        "{err}"
+    );
     eprintln!(
         "wallet e2e: keys {:.1} s, four batches proven after {:.1} s, total {:.1} s",
         t_keys.as_secs_f64(),
