@@ -800,6 +800,76 @@ mod tests {
     }
 
     #[test]
+    fn rejection_releases_notes_and_pending_change_counts_until_scanned() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let dir = tempfile::tempdir().unwrap();
+        let mut w =
+            Wallet::create(dir.path(), Network::Regtest, "http://127.0.0.1:9", &mut rng).unwrap();
+        let a = w.keys.payment_address();
+        let nk = w.key().nullifier_key();
+        let id = "cd".repeat(32);
+        for (pos, value) in [(0u64, 700u64), (1, 300)] {
+            let note = Note::new(a.addr, value, Fr::from(pos + 50), &mut rng);
+            w.state.notes.push(OwnedNote {
+                position: pos,
+                note,
+                commitment: note.commitment(),
+                nullifier: note.nullifier(nk, pos),
+                spent: false,
+                pending_spend: (pos == 0).then(|| id.clone()),
+            });
+        }
+        w.state.transfers.push(SubmittedTransfer {
+            id: id.clone(),
+            kind: TransferKind::Send,
+            amount: 600,
+            fee: 20,
+            to: "veilrt1...".into(),
+            spends: vec![0],
+            change: 80,
+            change_commitment: Fr::from(424242u64),
+            status: "pending".into(),
+            batch: None,
+            reason: None,
+        });
+        assert_eq!(
+            w.balance(),
+            Balance {
+                spendable: 300,
+                outgoing: 700,
+                incoming_change: 80,
+                notes: 1
+            }
+        );
+        // Batched: still open, still pending.
+        w.record_status(&TransferStatus {
+            id: id.clone(),
+            status: "batched".into(),
+            batch: Some(4),
+            reason: None,
+        });
+        assert_eq!(w.balance().outgoing, 700);
+        assert_eq!(w.state.transfers[0].batch, Some(4));
+        // Rejected: the note is spendable again and no change is expected.
+        w.record_status(&TransferStatus {
+            id: id.clone(),
+            status: "rejected".into(),
+            batch: None,
+            reason: Some("already_spent".into()),
+        });
+        assert_eq!(
+            w.balance(),
+            Balance {
+                spendable: 1000,
+                outgoing: 0,
+                incoming_change: 0,
+                notes: 2
+            }
+        );
+        assert!(!w.state.transfers[0].is_open());
+    }
+
+    #[test]
     fn open_and_create_errors() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
