@@ -28,13 +28,14 @@ pub enum ClientError {
     #[error("{0:?} is not a transfer id (64 hex digits)")]
     BadId(String),
     /// Connection refused, timeout, broken response.
-    #[error("cannot reach the node at {url}")]
+    #[error("cannot reach the node at {url}: {reason}")]
     Transport {
         /// Request URL.
         url: String,
-        /// Cause.
-        #[source]
-        source: reqwest::Error,
+        /// The innermost cause, in one phrase.
+        reason: String,
+        /// The client's error.
+        error: reqwest::Error,
     },
     /// The node refused the request with its error JSON.
     #[error("node refused the request (HTTP {status}, {code}): {message}")]
@@ -64,6 +65,28 @@ pub enum ClientError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// A transport error as one phrase: its innermost cause (reqwest's own message repeats its
+/// whole chain), said to be a timeout or a failed connection when it is one.
+fn transport(url: &str, error: reqwest::Error) -> ClientError {
+    let mut inner: &dyn std::error::Error = &error;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    let root = inner.to_string();
+    let reason = if error.is_timeout() {
+        format!("timed out ({root})")
+    } else if error.is_connect() {
+        format!("connection failed: {root}")
+    } else {
+        root
+    };
+    ClientError::Transport {
+        url: url.to_owned(),
+        reason,
+        error,
+    }
 }
 
 impl ClientError {
@@ -209,10 +232,7 @@ impl NodeClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|source| ClientError::Transport {
-                url: base.clone(),
-                source,
-            })?;
+            .map_err(|e| transport(&base, e))?;
         Ok(NodeClient { base, http })
     }
 
@@ -225,13 +245,9 @@ impl NodeClient {
         url: &str,
         resp: Result<reqwest::blocking::Response, reqwest::Error>,
     ) -> Result<T, ClientError> {
-        let transport = |source| ClientError::Transport {
-            url: url.to_owned(),
-            source,
-        };
-        let resp = resp.map_err(transport)?;
+        let resp = resp.map_err(|e| transport(url, e))?;
         let status = resp.status();
-        let body = resp.bytes().map_err(transport)?;
+        let body = resp.bytes().map_err(|e| transport(url, e))?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&body) {
                 Ok(e) => ClientError::Api {

@@ -893,7 +893,11 @@ mod tests {
             matches!(err, WalletError::Client(ClientError::Transport { .. })),
             "{err}"
         );
-        assert!(err.to_string().contains("127.0.0.1:9"), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("127.0.0.1:9") && msg.contains("connection failed"),
+            "{msg}"
+        );
     }
 
     #[test]
