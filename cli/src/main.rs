@@ -1,12 +1,14 @@
 //! The `veil` command-line tool: circuit inspection, Groth16 setup and key inspection, batch
-//! proving and verification, and deterministic demo batches and fixtures; the node and the
-//! wallet as they land.
+//! proving and verification, and deterministic demo batches and fixtures; the node, the wallet,
+//! operator deposits and batch download for verification.
 //!
 //! Exit status: 0 success, 1 `veil verify` found the proof invalid, 2 any error (one line
 //! `error: ...` on stderr).
 
 mod circuit_info;
+mod deposit;
 mod dev_batches;
+mod fetch_batch;
 mod fixtures;
 mod keys_info;
 mod node;
@@ -14,6 +16,7 @@ mod prove;
 mod setup;
 mod util;
 mod verify;
+mod wallet;
 
 use std::process::ExitCode;
 
@@ -31,6 +34,12 @@ struct Cli {
 enum Command {
     /// Run the sequencer node (HTTP API, storage, batching, proving).
     Node(node::Args),
+    /// The wallet: keys, scanning, balances, payments and withdrawals.
+    Wallet(wallet::Args),
+    /// Operator: credit a Bitcoin deposit to a payment address.
+    Deposit(deposit::Args),
+    /// Download a proven batch from a node as batch and proof files for `veil verify`.
+    FetchBatch(fetch_batch::Args),
     /// Constraint counts of the batch circuit, in total, per transfer and per sub-circuit.
     CircuitInfo(circuit_info::Args),
     /// Groth16 setup of one shape: writes pk-B{B}-D{D}.bin and vk-B{B}-D{D}.bin.
@@ -67,6 +76,9 @@ fn main() -> ExitCode {
         Command::DevBatches(args) => dev_batches::run(args),
         Command::Fixtures(args) => fixtures::run(args),
         Command::Node(args) => node::run(args),
+        Command::Wallet(args) => wallet::run(args),
+        Command::Deposit(args) => deposit::run(args),
+        Command::FetchBatch(args) => fetch_batch::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,68 @@
+//! `veil deposit`: the operator credits a Bitcoin deposit to a payment address (DESIGN §6): a
+//! transfer with `public_in = amount` and `deposit_ref` = the hash of the funding outpoint
+//! (`veil_wallet::btc`), from a fresh one-time signer, posted to `POST /v1/deposits` with the
+//! operator's bearer token (`--token`, else `$VEIL_OPERATOR_TOKEN`).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use veil_circuits::PaymentAddress;
+use veil_sequencer::TransferRequest;
+use veil_wallet::{btc, build_deposit, NodeClient};
+
+use crate::wallet::NetworkArg;
+
+/// Arguments of `veil deposit`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Node URL.
+    #[arg(long, default_value = crate::wallet::DEFAULT_NODE)]
+    node: String,
+    /// Operator bearer token (default: $VEIL_OPERATOR_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+    /// Recipient payment address.
+    #[arg(long)]
+    to: String,
+    /// Amount in satoshis.
+    #[arg(long)]
+    amount: u64,
+    /// Bitcoin outpoint funding the deposit, TXID:VOUT.
+    #[arg(long)]
+    outpoint: String,
+    /// Address network.
+    #[arg(long, value_enum, default_value = "regtest")]
+    network: NetworkArg,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let token = match args.token {
+        Some(t) => t,
+        None => std::env::var("VEIL_OPERATOR_TOKEN")
+            .context("no --token given and VEIL_OPERATOR_TOKEN is not set")?,
+    };
+    let to = PaymentAddress::decode(args.to.trim(), args.network.into())
+        .with_context(|| format!("recipient {:?}", args.to))?;
+    let outpoint = btc::parse_outpoint(&args.outpoint)?;
+    let client = NodeClient::new(&args.node)?;
+    let transfer = build_deposit(&to, args.amount, &outpoint, &mut rand::rngs::OsRng)?;
+    let id = client.deposit(&TransferRequest::from(&transfer), &token)?;
+    if args.json {
+        println!(
+            "{}",
+            json!({"id": id, "status": "pending", "amount": args.amount, "outpoint": outpoint.to_string()})
+        );
+    } else {
+        println!(
+            "deposit {id}: {} sat to {} from {outpoint}, pending",
+            args.amount,
+            args.to.trim()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,17 @@
+//! The Veil wallet library: a spending key in a 0600 key file, a JSON state file of owned notes
+//! and submitted transfers, scanning of the sequencer's published notes by trial decryption,
+//! note selection, and local construction and signing of payments, withdrawals (to a Bitcoin
+//! address) and operator deposits, submitted over the node's HTTP API (DESIGN §3–§6, §9).
+
+pub mod btc;
+pub mod client;
+pub mod fs;
+pub mod keyfile;
+pub mod select;
+pub mod state;
+pub mod wallet;
+
+pub use client::{ClientError, NodeClient};
+pub use keyfile::{KeyFile, KeyFileError};
+pub use state::WalletState;
+pub use wallet::{build_deposit, Balance, SyncReport, Wallet, WalletError};
