@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info bench bench-quick fixtures bitcoind clean
+.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-load fixtures bitcoind clean
 
 all: build
 
@@ -38,6 +38,14 @@ bench:
 # The same on small shapes (1x8, 2x8, 4x8), seconds: checks the benchmark works.
 bench-quick:
 	$(CARGO) run --release -p veil-bench -- prover --quick
+
+# Sequencer API throughput (B = 16, D = 32; 32 keep-alive clients): accepted transfers/s, latency
+# percentiles, the node's peak RSS; once with proving paused (`prove = false`), once with proving
+# on (dev keys generated once under target/bench/keys: minutes the first time). Table in
+# target/bench/load.md. `LOAD_ARGS="--prove-run false"` skips the proving run.
+LOAD_ARGS ?=
+bench-load:
+	$(CARGO) run --release -p veil-bench -- load $(LOAD_ARGS)
 
 # Regenerates fixtures/data deliberately (dev-seed keys, seeded proofs: byte-for-byte reproducible).
 # Commit the result only when the circuit or a file format changed on purpose.

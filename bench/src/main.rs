@@ -1,8 +1,10 @@
 //! `veil-bench`: prover benchmarks of the Veil batch circuit. `veil-bench prover` measures each
 //! shape in child processes (the hidden `prover-one`, one per thread count, with
 //! `RAYON_NUM_THREADS` set) so that peak RSS and the thread pool are per configuration, prints a
-//! Markdown table and writes it, with the raw JSON, under `target/bench/`.
+//! Markdown table and writes it, with the raw JSON, under `target/bench/`. `veil-bench load`
+//! measures the sequencer's API acceptance rate (see `load.rs`).
 
+mod load;
 mod machine;
 mod measure;
 mod table;
@@ -35,6 +37,11 @@ enum Command {
     /// One measurement in this process (started by `prover`).
     #[command(hide = true)]
     ProverOne(measure::Args),
+    /// Sequencer API throughput: accepted transfers/s, latency, peak RSS (`make bench-load`).
+    Load(load::Args),
+    /// The node under test of `load`, in this process (started by `load`).
+    #[command(hide = true)]
+    LoadNode(load::NodeArgs),
 }
 
 /// Arguments of `veil-bench prover`.
@@ -58,7 +65,7 @@ struct ProverArgs {
     out_dir: Option<PathBuf>,
 }
 
-fn parse_shape(s: &str) -> Result<BatchShape, String> {
+pub(crate) fn parse_shape(s: &str) -> Result<BatchShape, String> {
     let (b, d) = s
         .split_once('x')
         .ok_or_else(|| format!("expected BxD (e.g. 4x32), got {s:?}"))?;
@@ -84,7 +91,7 @@ impl Drop for KeyDir {
     }
 }
 
-fn default_out_dir() -> PathBuf {
+pub(crate) fn default_out_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
@@ -195,6 +202,8 @@ fn main() {
     let result = match cli.command {
         Command::Prover(args) => run_prover(args),
         Command::ProverOne(args) => measure::run(args),
+        Command::Load(args) => load::run(args),
+        Command::LoadNode(args) => load::run_node(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -38,6 +38,10 @@ pub struct Args {
     /// Generate missing keys with this insecure dev seed instead of failing.
     #[arg(long, value_name = "SEED")]
     dev_keys: Option<u64>,
+    /// Pause background proving (config `prove = false`): batches are sealed, not proven, and no
+    /// proving key is needed or loaded.
+    #[arg(long)]
+    no_prove: bool,
 }
 
 /// Runs the node until Ctrl-C.
@@ -67,7 +71,25 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
     if let Some(v) = args.max_wait_ms {
         config.max_wait_ms = v;
     }
+    if args.no_prove {
+        config.prove = false;
+    }
     let shape = util::shape(config.batch_size, config.depth)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    if !config.prove {
+        eprintln!(
+            "veil node: {shape}, proving paused, listening on http://{}, data in {}",
+            config.listen,
+            config.data_dir.display()
+        );
+        runtime.block_on(veil_sequencer::run(config, None, async {
+            let _ = tokio::signal::ctrl_c().await;
+        }))?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let pk_path = config
         .keys_dir
         .join(keys::key_file_name(KeyKind::Proving, shape));
@@ -94,10 +116,6 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
     let bar = util::spinner(format!("loading {}", pk_path.display()));
     let pk = keys::read_proving_key(&pk_path, shape, &keys::shape_hash(shape))?;
     bar.finish_and_clear();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     eprintln!(
         "veil node: {shape}, listening on http://{}, data in {}",
         config.listen,

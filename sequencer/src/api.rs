@@ -206,19 +206,17 @@ async fn submit(ctx: Arc<ApiContext>, body: Bytes, operator: bool) -> Response {
         Ok(t) => t,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
     };
-    let node = ctx.node.clone();
-    match tokio::task::spawn_blocking(move || node.submit(transfer, operator)).await {
-        Ok(Ok((id, _))) => json_response(
+    match ctx.node.clone().submit_async(transfer, operator).await {
+        Ok((id, _)) => json_response(
             StatusCode::ACCEPTED,
             &json!({"id": id, "status": "pending"}),
         ),
-        Ok(Err(e)) => {
+        Err(e) => {
             if let SubmitError::Store(inner) = &e {
                 tracing::error!(error = %inner, "storing a transfer failed");
             }
             refuse(submit_status(&e), e.code(), e.to_string())
         }
-        Err(e) => internal(e),
     }
 }
 

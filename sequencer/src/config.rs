@@ -1,6 +1,10 @@
 //! Node configuration: a TOML file with defaults for every field, then `VEIL_*` environment
 //! overrides (`VEIL_LISTEN`, `VEIL_DATA_DIR`, `VEIL_BATCH_SIZE`, `VEIL_DEPTH`, `VEIL_KEYS_DIR`,
-//! `VEIL_MAX_WAIT_MS`, `VEIL_OPERATOR_TOKEN`, `VEIL_NETWORK`).
+//! `VEIL_MAX_WAIT_MS`, `VEIL_OPERATOR_TOKEN`, `VEIL_NETWORK`, `VEIL_PROVE`).
+//!
+//! `prove = false` pauses background proving: batches are still sealed (and stay `batched`),
+//! and are proven once the node runs again with `prove = true`. Load benchmarks use it so that
+//! the Groth16 prover does not compete with the API for the CPU.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,6 +61,8 @@ pub struct Config {
     pub operator_token: Option<String>,
     /// Network (address prefixes).
     pub network: Network,
+    /// Prove sealed batches in the background (`false` pauses proving; see the module doc).
+    pub prove: bool,
 }
 
 impl Default for Config {
@@ -70,6 +76,7 @@ impl Default for Config {
             max_wait_ms: 5_000,
             operator_token: None,
             network: Network::Regtest,
+            prove: true,
         }
     }
 }
@@ -88,6 +95,7 @@ impl std::fmt::Debug for Config {
                 &self.operator_token.as_ref().map(|_| "<redacted>"),
             )
             .field("network", &self.network)
+            .field("prove", &self.prove)
             .finish()
     }
 }
@@ -141,6 +149,18 @@ impl Config {
         if let Some(v) = get("VEIL_OPERATOR_TOKEN") {
             self.operator_token = (!v.is_empty()).then_some(v);
         }
+        if let Some(v) = get("VEIL_PROVE") {
+            self.prove = match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "VEIL_PROVE",
+                        message: format!("expected true or false, got {other:?}"),
+                    })
+                }
+            };
+        }
         if let Some(v) = get("VEIL_NETWORK") {
             self.network = match v.as_str() {
                 "regtest" => Network::Regtest,
@@ -188,6 +208,7 @@ mod tests {
             ("VEIL_MAX_WAIT_MS", "25"),
             ("VEIL_OPERATOR_TOKEN", "secret"),
             ("VEIL_NETWORK", "regtest"),
+            ("VEIL_PROVE", "false"),
         ]
         .into();
         let mut c2 = c.clone();
@@ -196,6 +217,11 @@ mod tests {
         assert_eq!(c2.max_wait(), Duration::from_millis(25));
         assert_eq!(c2.operator_token.as_deref(), Some("secret"));
         assert_eq!(c2.network, Network::Regtest);
+        assert!(c.prove && !c2.prove);
+        assert!(!Config::from_toml("prove = false").unwrap().prove);
+        assert!(Config::default()
+            .apply_env(|k| (k == "VEIL_PROVE").then(|| "maybe".to_string()))
+            .is_err());
         assert!(!format!("{c2:?}").contains("secret"));
 
         let mut c3 = c.clone();

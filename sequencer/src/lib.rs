@@ -65,7 +65,8 @@ impl RunningNode {
 }
 
 /// Opens the node in `config.data_dir`, binds the API on `config.listen` and spawns the sealer
-/// and (with `proving_key`) the prover. Without a key, batches are sealed but not proven.
+/// and (with `proving_key`, unless `config.prove` is false) the prover. Without a key, or with
+/// proving paused, batches are sealed but not proven.
 pub async fn start(
     config: &Config,
     proving_key: Option<ProvingKey<Bn254>>,
@@ -99,6 +100,9 @@ pub async fn start(
         rx.clone(),
     )));
     match proving_key {
+        Some(_) if !config.prove => {
+            tracing::warn!("proving paused (prove = false): batches are sealed but not proven")
+        }
         Some(pk) => tasks.push(tokio::spawn(proving::run_prover(
             node.clone(),
             Arc::new(pk),

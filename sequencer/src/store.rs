@@ -2,12 +2,15 @@
 //! sealed batches, proofs, published notes and metadata. Records are postcard-encoded.
 //!
 //! Every mutation is one write transaction committed with redb's default
-//! `Durability::Immediate`, so a caller that got `Ok` knows the change survives a crash. The
+//! `Durability::Immediate`, so a caller that got `Ok` knows the change survives a crash.
+//! Accepted transfers are stored in groups ([`Store::insert_pending_group`]): one transaction,
+//! one fsync, for every transfer the node's writer found queued. The
 //! trees are not stored node by node: on start the node replays every sealed batch's transfers
 //! through `build_batch` (see `node.rs`). That costs O(history) hashing and signature checks per
 //! restart; a node-table snapshot is the obvious next step once histories get long.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -58,6 +61,9 @@ pub enum StoreError {
     /// A transfer with this id is already stored.
     #[error("transfer {0} already stored")]
     Duplicate(String),
+    /// The group write this transfer was part of failed (one error shared by the group).
+    #[error("group commit: {0}")]
+    Group(Arc<StoreError>),
 }
 
 impl From<redb::Error> for StoreError {
@@ -306,23 +312,58 @@ impl Store {
         seq: u64,
         transfer: &Transfer,
     ) -> Result<(), StoreError> {
+        match self.insert_pending_group(&[(id, seq, transfer)])?[..] {
+            [true] => Ok(()),
+            _ => Err(StoreError::Duplicate(id.to_owned())),
+        }
+    }
+
+    /// Stores accepted transfers `(id, seq, transfer)`, in increasing `seq` order, as pending in
+    /// ONE write transaction (one fsync; durable when this returns `Ok`). Returns per row
+    /// whether it was stored: `false` means a transfer with that id was already stored and the
+    /// row was skipped. The stored next sequence number becomes one past the largest stored
+    /// `seq`. On `Err` nothing was stored.
+    pub fn insert_pending_group(
+        &self,
+        rows: &[(&str, u64, &Transfer)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut stored = Vec::with_capacity(rows.len());
+        if rows.is_empty() {
+            return Ok(stored);
+        }
+        let mut last_seq = None;
         let txn = self.db.begin_write()?;
         {
             let mut transfers = txn.open_table(TRANSFERS)?;
-            if transfers.get(id)?.is_some() {
-                return Err(StoreError::Duplicate(id.to_owned()));
+            let mut pool = txn.open_table(MEMPOOL)?;
+            for &(id, seq, transfer) in rows {
+                if transfers.get(id)?.is_some() {
+                    stored.push(false);
+                    continue;
+                }
+                let record = TransferRecord {
+                    transfer: StoredTransfer::from(transfer),
+                    state: TransferState::Pending { seq },
+                };
+                transfers.insert(id, encode(&record).as_slice())?;
+                pool.insert(seq, id)?;
+                stored.push(true);
+                last_seq = last_seq.max(Some(seq));
             }
-            let record = TransferRecord {
-                transfer: StoredTransfer::from(transfer),
-                state: TransferState::Pending { seq },
+            let Some(last_seq) = last_seq else {
+                drop((transfers, pool));
+                txn.abort()?;
+                return Ok(stored);
             };
-            transfers.insert(id, encode(&record).as_slice())?;
-            txn.open_table(MEMPOOL)?.insert(seq, id)?;
-            txn.open_table(META)?
-                .insert(META_NEXT_SEQ, encode(&(seq + 1)).as_slice())?;
+            let mut meta = txn.open_table(META)?;
+            let next: u64 = match meta.get(META_NEXT_SEQ)? {
+                Some(v) => decode(v.value(), "next seq")?,
+                None => 0,
+            };
+            meta.insert(META_NEXT_SEQ, encode(&next.max(last_seq + 1)).as_slice())?;
         }
         txn.commit()?;
-        Ok(())
+        Ok(stored)
     }
 
     /// The mempool in arrival order: `(seq, id, transfer)`.
@@ -492,6 +533,49 @@ mod tests {
         assert!(store.contains_transfer("a").unwrap());
         assert!(!store.contains_transfer("b").unwrap());
         assert_eq!(store.transfer_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_group_is_one_transaction_and_skips_stored_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sc = Scenario::new(shape(), 2);
+        let alice = sc.new_key();
+        let ts: Vec<Transfer> = (0..3).map(|i| sc.deposit(&alice, 10 + i)).collect();
+        {
+            let store = Store::open(dir.path(), shape()).unwrap();
+            store.insert_pending("b", 4, &ts[1]).unwrap();
+            let stored = store
+                .insert_pending_group(&[("a", 5, &ts[0]), ("b", 6, &ts[1]), ("c", 7, &ts[2])])
+                .unwrap();
+            assert_eq!(stored, vec![true, false, true]);
+            assert!(store.insert_pending_group(&[]).unwrap().is_empty());
+            assert_eq!(store.meta().unwrap().next_seq, 8);
+        }
+        let store = Store::open(dir.path(), shape()).unwrap();
+        let pool: Vec<(u64, String)> = store
+            .mempool()
+            .unwrap()
+            .into_iter()
+            .map(|(seq, id, _)| (seq, id))
+            .collect();
+        assert_eq!(
+            pool,
+            vec![
+                (4, "b".to_owned()),
+                (5, "a".to_owned()),
+                (7, "c".to_owned())
+            ]
+        );
+        assert_eq!(
+            store
+                .transfer("b")
+                .unwrap()
+                .unwrap()
+                .transfer
+                .to_transfer()
+                .unwrap(),
+            ts[1]
+        );
     }
 
     #[test]

@@ -55,10 +55,16 @@ pub struct Api {
 }
 
 impl Api {
+    /// No keep-alive reuse: some tests send requests the server answers without reading the
+    /// body (401, 413), after which it closes the connection; a pooled client could race that
+    /// close with its next request (`IncompleteMessage`).
     pub fn new(addr: std::net::SocketAddr) -> Self {
         Api {
             base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
         }
     }
 
