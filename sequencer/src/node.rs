@@ -850,10 +850,10 @@ fn stateless_rest(t: &Transfer) -> Result<(), TransferError> {
             outputs: outs,
         });
     }
-    if (p.public_in > 0) != !p.deposit_ref.is_zero() {
+    if (p.public_in > 0) != (p.deposit_ref != Fr::from(0u64)) {
         return Err(TransferError::DepositReference);
     }
-    if (p.public_out > 0) != !p.dest.is_zero() {
+    if (p.public_out > 0) != (p.dest != Fr::from(0u64)) {
         return Err(TransferError::WithdrawalDestination);
     }
     t.pgk
