@@ -166,7 +166,7 @@ fn keys_info_reports_vk_identity() {
     assert_eq!(v["kind"], "verifying");
     assert_eq!(v["batch_size"], 2);
     assert_eq!(v["depth"], 8);
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], veil_prover::keys::KEY_FORMAT_VERSION);
     assert_eq!(v["shape_hash_matches_build"], true);
     assert_eq!(v["public_inputs"], 3);
     let vk = std::fs::read(data("vk-B2-D8.bin")).unwrap();
