@@ -213,6 +213,13 @@ impl Transfer {
                 return Err(TransferError::AlreadySpent { input: i });
             }
         }
+        self.validate_state_free()
+    }
+
+    /// The rules [`Transfer::validate`] checks after its per-input loop, in its order: distinct
+    /// nullifiers, output rhos and commitments, balance, deposit/withdrawal policy, signature.
+    /// None depends on the state, so a sequencer can run them before taking its state lock.
+    pub fn validate_state_free(&self) -> Result<(), TransferError> {
         if self.public.nullifiers[0] == self.public.nullifiers[1] {
             return Err(TransferError::DuplicateNullifier);
         }

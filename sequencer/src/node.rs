@@ -33,7 +33,7 @@ use tokio::sync::{oneshot, Notify};
 use veil_circuits::batch::{build_batch, BatchError, BatchShape, BuiltBatch};
 use veil_circuits::field;
 use veil_circuits::keys::owner_tag;
-use veil_circuits::note::{nullifier, output_rho, NOTE_CIPHERTEXT_LEN};
+use veil_circuits::note::{nullifier, NOTE_CIPHERTEXT_LEN};
 use veil_circuits::tree::MerklePath;
 use veil_circuits::{RollupState, StateSummary, Transfer, TransferError};
 
@@ -812,7 +812,7 @@ fn stateless_checks(id: TransferId, t: Transfer) -> Prechecked {
     let nullifier_ok = [0, 1].map(|i| {
         nullifier(t.pgk.nk, input_commitments[i], t.inputs[i].position) == t.public.nullifiers[i]
     });
-    let rest = stateless_rest(&t);
+    let rest = t.validate_state_free();
     Prechecked {
         id,
         transfer: t,
@@ -821,46 +821,6 @@ fn stateless_checks(id: TransferId, t: Transfer) -> Prechecked {
         nullifier_ok,
         rest,
     }
-}
-
-/// The rules `Transfer::validate` checks after its per-input loop, in its order: distinct
-/// nullifiers, output rhos and commitments, balance, deposit/withdrawal policy, signature.
-/// None depends on the state.
-fn stateless_rest(t: &Transfer) -> Result<(), TransferError> {
-    let p = &t.public;
-    if p.nullifiers[0] == p.nullifiers[1] {
-        return Err(TransferError::DuplicateNullifier);
-    }
-    for (j, out) in t.outputs.iter().enumerate() {
-        if out.rho != output_rho(p.nullifiers[0], j as u64 + 1) {
-            return Err(TransferError::WrongOutputRho { output: j });
-        }
-        if out.commitment() != p.commitments[j] {
-            return Err(TransferError::WrongCommitment { output: j });
-        }
-    }
-    let ins = t.inputs[0].note.value as u128 + t.inputs[1].note.value as u128 + p.public_in as u128;
-    let outs = t.outputs[0].value as u128
-        + t.outputs[1].value as u128
-        + p.public_out as u128
-        + p.fee as u128;
-    if ins != outs {
-        return Err(TransferError::Unbalanced {
-            inputs: ins,
-            outputs: outs,
-        });
-    }
-    if (p.public_in > 0) != (p.deposit_ref != Fr::from(0u64)) {
-        return Err(TransferError::DepositReference);
-    }
-    if (p.public_out > 0) != (p.dest != Fr::from(0u64)) {
-        return Err(TransferError::WithdrawalDestination);
-    }
-    t.pgk
-        .ak
-        .verify(p.sighash(), &t.signature)
-        .map_err(|_| TransferError::BadSignature)?;
-    Ok(())
 }
 
 /// `Transfer::validate`'s per-input loop with the state-independent results precomputed, then

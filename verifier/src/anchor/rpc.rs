@@ -304,6 +304,24 @@ impl BitcoinRpc {
         }
     }
 
+    /// A transport failure (send or body read) as the retryable error it stands for.
+    fn transport_error(&self, method: &str, attempts: u32, e: &reqwest::Error) -> RpcError {
+        if e.is_timeout() {
+            RpcError::Timeout {
+                url: self.config.url.clone(),
+                method: method.to_owned(),
+                timeout: self.config.timeout,
+                attempts,
+            }
+        } else {
+            RpcError::NodeDown {
+                url: self.config.url.clone(),
+                attempts,
+                message: error_chain(e),
+            }
+        }
+    }
+
     async fn attempt(
         &self,
         method: &str,
@@ -323,21 +341,7 @@ impl BitcoinRpc {
             .await
         {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return Ok(Attempt::Retry(RpcError::Timeout {
-                    url: self.config.url.clone(),
-                    method: method.to_owned(),
-                    timeout: self.config.timeout,
-                    attempts,
-                }))
-            }
-            Err(e) => {
-                return Ok(Attempt::Retry(RpcError::NodeDown {
-                    url: self.config.url.clone(),
-                    attempts,
-                    message: error_chain(&e),
-                }))
-            }
+            Err(e) => return Ok(Attempt::Retry(self.transport_error(method, attempts, &e))),
         };
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
@@ -347,21 +351,7 @@ impl BitcoinRpc {
         }
         let text = match response.text().await {
             Ok(t) => t,
-            Err(e) if e.is_timeout() => {
-                return Ok(Attempt::Retry(RpcError::Timeout {
-                    url: self.config.url.clone(),
-                    method: method.to_owned(),
-                    timeout: self.config.timeout,
-                    attempts,
-                }))
-            }
-            Err(e) => {
-                return Ok(Attempt::Retry(RpcError::NodeDown {
-                    url: self.config.url.clone(),
-                    attempts,
-                    message: error_chain(&e),
-                }))
-            }
+            Err(e) => return Ok(Attempt::Retry(self.transport_error(method, attempts, &e))),
         };
         let Ok(reply) = serde_json::from_str::<Value>(&text) else {
             let err = RpcError::Http {
