@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-load fixtures bitcoind clean
+.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-load fixtures bitcoind clean
 
 all: build
 
@@ -38,6 +38,13 @@ bench:
 # The same on small shapes (1x8, 2x8, 4x8), seconds: checks the benchmark works.
 bench-quick:
 	$(CARGO) run --release -p veil-bench -- prover --quick
+
+# Stock ark-groth16 vs Veil's prover on the same B = 16, D = 32 witness, alternating A/B
+# (dev keys cached under target/bench/keys: a few minutes the first time); median ratio and a
+# per-phase breakdown in target/bench/prover-ab.md. `AB_ARGS="--quick"` for a 2x8 smoke run.
+AB_ARGS ?=
+bench-prover:
+	$(CARGO) run --release -p veil-bench -- prover-ab $(AB_ARGS)
 
 # Sequencer API throughput (B = 16, D = 32; 32 keep-alive clients): accepted transfers/s, latency
 # percentiles, the node's peak RSS; once with proving paused (`prove = false`), once with proving

@@ -4,6 +4,7 @@
 //! Markdown table and writes it, with the raw JSON, under `target/bench/`. `veil-bench load`
 //! measures the sequencer's API acceptance rate (see `load.rs`).
 
+mod compare;
 mod load;
 mod machine;
 mod measure;
@@ -37,6 +38,8 @@ enum Command {
     /// One measurement in this process (started by `prover`).
     #[command(hide = true)]
     ProverOne(measure::Args),
+    /// Stock ark-groth16 against Veil's prover on one witness, A/B (`make bench-prover`).
+    ProverAb(compare::Args),
     /// Sequencer API throughput: accepted transfers/s, latency, peak RSS (`make bench-load`).
     Load(load::Args),
     /// The node under test of `load`, in this process (started by `load`).
@@ -202,6 +205,7 @@ fn main() {
     let result = match cli.command {
         Command::Prover(args) => run_prover(args),
         Command::ProverOne(args) => measure::run(args),
+        Command::ProverAb(args) => compare::run(args),
         Command::Load(args) => load::run(args),
         Command::LoadNode(args) => load::run_node(args),
     };

@@ -191,7 +191,7 @@ fn count_constraints(shape: BatchShape) -> Result<usize> {
 
 /// A batch of `B` deposits, then the timed batch of `B` real private transfers (each pays the
 /// next key, withdraws 10 and pays a fee of 1), as `veil circuit-info` builds it.
-fn build_full_batch(shape: BatchShape) -> Result<(BuiltBatch, f64)> {
+pub(crate) fn build_full_batch(shape: BatchShape) -> Result<(BuiltBatch, f64)> {
     let b = shape.batch_size;
     let mut sc = Scenario::new(shape, SCENARIO_SEED);
     let keys: Vec<_> = (0..b).map(|_| sc.new_key()).collect();
@@ -315,8 +315,14 @@ fn verify_proofs(
     })
 }
 
+/// Resets this process's peak resident set size to its current one (Linux `clear_refs` 5), so
+/// that [`peak_rss_bytes`] measures what follows; a no-op where that is not available.
+pub(crate) fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Peak resident set size of this process: `VmHWM` from `/proc/self/status`.
-fn peak_rss_bytes() -> Result<u64> {
+pub(crate) fn peak_rss_bytes() -> Result<u64> {
     let status =
         std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let line = status

@@ -3,11 +3,12 @@
 //! MSMs and FFTs (one-off [`prove`], or a long-lived [`Prover`] holding its key), key files
 //! ([`keys`]) and the proof encodings ([`proof`]).
 
+pub mod groth16;
 pub mod keys;
 pub mod proof;
 mod prover;
 
-pub use prover::Prover;
+pub use prover::{ProveReport, Prover};
 
 use ark_bn254::Bn254;
 use ark_groth16::{Groth16, Proof, ProvingKey, VerifyingKey};

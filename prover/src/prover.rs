@@ -5,7 +5,7 @@
 //! before it is returned, so a `Prover` never hands out a proof that does not verify.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ark_bn254::{Bn254, Fr};
 use ark_ff::{UniformRand, Zero};
@@ -18,8 +18,29 @@ use rand::{CryptoRng, RngCore};
 use rayon::prelude::*;
 use veil_circuits::batch::{BatchCircuit, BatchShape, BuiltBatch};
 
+use crate::groth16::{self, MsmBackend, ProofTimings};
 use crate::keys::{self, KeyKind};
 use crate::ProverError;
+
+/// How long each step of one [`Prover::prove_timed`] took.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct ProveReport {
+    /// Witness synthesis (the circuit's gadgets computing every variable; one thread).
+    pub synthesis: Duration,
+    /// The assignment checked against the R1CS matrices.
+    pub check: Duration,
+    /// The Groth16 phases.
+    pub proof: ProofTimings,
+    /// The new proof checked against the verifying key.
+    pub self_check: Duration,
+}
+
+impl ProveReport {
+    /// Everything.
+    pub fn total(&self) -> Duration {
+        self.synthesis + self.check + self.proof.total() + self.self_check
+    }
+}
 
 /// Proves batches of one shape with one proving key.
 pub struct Prover {
@@ -104,6 +125,16 @@ impl Prover {
         self.matrices.num_constraints
     }
 
+    /// The proving key.
+    pub fn proving_key(&self) -> &ProvingKey<Bn254> {
+        &self.pk
+    }
+
+    /// The circuit's R1CS matrices.
+    pub fn matrices(&self) -> &ConstraintMatrices<Fr> {
+        &self.matrices
+    }
+
     /// The verifying key inside the proving key.
     pub fn verifying_key(&self) -> &VerifyingKey<Bn254> {
         &self.pk.vk
@@ -123,6 +154,15 @@ impl Prover {
         circuit: BatchCircuit,
         rng: &mut R,
     ) -> Result<Proof<Bn254>, ProverError> {
+        self.prove_timed(circuit, rng).map(|(proof, _)| proof)
+    }
+
+    /// [`Prover::prove`], also returning how long each phase took.
+    pub fn prove_timed<R: RngCore + CryptoRng>(
+        &self,
+        circuit: BatchCircuit,
+        rng: &mut R,
+    ) -> Result<(Proof<Bn254>, ProveReport), ProverError> {
         let span = tracing::info_span!("prove", shape = %self.shape);
         let _g = span.enter();
         if circuit.witness.shape != self.shape {
@@ -133,8 +173,45 @@ impl Prover {
         }
         circuit.witness.check_dimensions()?;
         let public_inputs = circuit.public_inputs.to_vec();
+        let mut report = ProveReport::default();
 
         let t = Instant::now();
+        let assignment = self.assignment(circuit)?;
+        report.synthesis = t.elapsed();
+        tracing::debug!(elapsed = ?report.synthesis, "synthesised the witness");
+
+        let t = Instant::now();
+        if let Some(constraint) = first_unsatisfied(&self.matrices, &assignment) {
+            return Err(ProverError::Unsatisfied { constraint });
+        }
+        report.check = t.elapsed();
+        tracing::debug!(elapsed = ?report.check, "checked the witness against the matrices");
+
+        let r = Fr::rand(rng);
+        let s = Fr::rand(rng);
+        let (proof, timings) = groth16::create_proof(
+            &self.pk,
+            &self.matrices,
+            &assignment,
+            r,
+            s,
+            MsmBackend::Veil,
+        )?;
+        drop(assignment);
+        report.proof = timings;
+        tracing::debug!(elapsed = ?timings.total(), "proved");
+
+        let t = Instant::now();
+        if !Groth16::<Bn254>::verify_with_processed_vk(&self.pvk, &public_inputs, &proof)? {
+            return Err(ProverError::SelfCheck);
+        }
+        report.self_check = t.elapsed();
+        Ok((proof, report))
+    }
+
+    /// The full assignment (one, public inputs, witness) of `circuit`, synthesised without
+    /// building matrices, checked to have this prover's dimensions.
+    fn assignment(&self, circuit: BatchCircuit) -> Result<Vec<Fr>, ProverError> {
         let cs = ConstraintSystem::<Fr>::new_ref();
         cs.set_optimization_goal(OptimizationGoal::Constraints);
         cs.set_mode(SynthesisMode::Prove {
@@ -156,36 +233,11 @@ impl Prover {
                 m.num_instance_variables + m.num_witness_variables,
             )));
         }
-        let assignment = [
+        Ok([
             cs.instance_assignment.as_slice(),
             cs.witness_assignment.as_slice(),
         ]
-        .concat();
-        drop(cs);
-        tracing::debug!(elapsed = ?t.elapsed(), "synthesised the witness");
-        let t = Instant::now();
-        if let Some(constraint) = first_unsatisfied(m, &assignment) {
-            return Err(ProverError::Unsatisfied { constraint });
-        }
-        tracing::debug!(elapsed = ?t.elapsed(), "checked the witness against the matrices");
-        let t = Instant::now();
-
-        let r = Fr::rand(rng);
-        let s = Fr::rand(rng);
-        let proof = Groth16::<Bn254>::create_proof_with_reduction_and_matrices(
-            &self.pk,
-            r,
-            s,
-            m,
-            m.num_instance_variables,
-            m.num_constraints,
-            &assignment,
-        )?;
-        tracing::debug!(elapsed = ?t.elapsed(), "proved");
-        if !Groth16::<Bn254>::verify_with_processed_vk(&self.pvk, &public_inputs, &proof)? {
-            return Err(ProverError::SelfCheck);
-        }
-        Ok(proof)
+        .concat())
     }
 
     /// Proves a built batch.

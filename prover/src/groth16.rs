@@ -1,0 +1,157 @@
+//! Veil's Groth16 proving step: from the circuit's cached R1CS matrices and a full assignment to
+//! a proof. It computes exactly what ark-groth16's `create_proof_with_reduction_and_matrices`
+//! computes for the same `r` and `s` (the libsnark R1CS-to-QAP reduction, then the A, B (G1 and
+//! G2), L and H multi-scalar multiplications), so its proofs are bit-for-bit arkworks proofs and
+//! verify with stock `Groth16::verify`; only the MSMs are Veil's ([`crate::msm`]). Each phase is
+//! timed ([`ProofTimings`]) for the benchmark's breakdown.
+
+use std::time::{Duration, Instant};
+
+use ark_bn254::{Bn254, Fr};
+use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
+use ark_ec::{AffineRepr, CurveGroup};
+use ark_ff::{BigInteger256, PrimeField};
+use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
+use ark_groth16::{Proof, ProvingKey};
+use ark_poly::GeneralEvaluationDomain;
+use ark_relations::r1cs::{ConstraintMatrices, SynthesisError};
+use rayon::prelude::*;
+
+/// Wall-clock time of each proving phase.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct ProofTimings {
+    /// The R1CS-to-QAP witness map: constraint evaluation and seven FFTs of the domain's size.
+    pub witness_map: Duration,
+    /// Scalars to their integer representation.
+    pub scalars: Duration,
+    /// `Σ h_i · H_i` over the domain (G1).
+    pub msm_h: Duration,
+    /// `Σ w_i · L_i` over the witness variables (G1).
+    pub msm_l: Duration,
+    /// `Σ z_i · A_i` (G1).
+    pub msm_a: Duration,
+    /// `Σ z_i · B_i` in G1.
+    pub msm_b_g1: Duration,
+    /// `Σ z_i · B_i` in G2.
+    pub msm_b_g2: Duration,
+}
+
+impl ProofTimings {
+    /// All the phases together.
+    pub fn total(&self) -> Duration {
+        self.witness_map + self.scalars + self.msm_total()
+    }
+
+    /// The five MSMs together.
+    pub fn msm_total(&self) -> Duration {
+        self.msm_h + self.msm_l + self.msm_a + self.msm_b_g1 + self.msm_b_g2
+    }
+}
+
+type Domain = GeneralEvaluationDomain<Fr>;
+
+/// Which multi-scalar multiplication computes the queries' sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum MsmBackend {
+    /// Veil's ([`crate::msm`]); what [`crate::Prover`] uses.
+    Veil,
+    /// arkworks' `VariableBaseMSM::msm_bigint`, as stock ark-groth16 proves: the reference the
+    /// benchmark compares against.
+    Arkworks,
+}
+
+/// The Groth16 proof for `assignment` (the constant one, the public inputs, then the witness, as
+/// the constraint system orders them) under `pk`, with blinding factors `r` and `s`.
+///
+/// The assignment is trusted to satisfy `matrices` (the [`crate::Prover`] checks that first): an
+/// unsatisfying one gives a proof that does not verify, never an error.
+pub fn create_proof(
+    pk: &ProvingKey<Bn254>,
+    matrices: &ConstraintMatrices<Fr>,
+    assignment: &[Fr],
+    r: Fr,
+    s: Fr,
+    backend: MsmBackend,
+) -> Result<(Proof<Bn254>, ProofTimings), SynthesisError> {
+    let num_inputs = matrices.num_instance_variables;
+    let mut timings = ProofTimings::default();
+
+    let t = Instant::now();
+    let h = LibsnarkReduction::witness_map_from_matrices::<Fr, Domain>(
+        matrices,
+        num_inputs,
+        matrices.num_constraints,
+        assignment,
+    )?;
+    timings.witness_map = t.elapsed();
+
+    let t = Instant::now();
+    let h: Vec<BigInteger256> = h.par_iter().map(|x| x.into_bigint()).collect();
+    // Without the constant one: arkworks' queries hold the one's base at index 0.
+    let z: Vec<BigInteger256> = assignment[1..]
+        .par_iter()
+        .map(|x| x.into_bigint())
+        .collect();
+    let aux = &z[num_inputs - 1..];
+    timings.scalars = t.elapsed();
+
+    let h_acc = timed(&mut timings.msm_h, || msm(backend, &pk.h_query, &h));
+    drop(h);
+    let l_acc = timed(&mut timings.msm_l, || msm(backend, &pk.l_query, aux));
+    let a_acc = timed(&mut timings.msm_a, || query_sum(backend, &pk.a_query, &z));
+    let b_g1_acc = timed(&mut timings.msm_b_g1, || {
+        query_sum(backend, &pk.b_g1_query, &z)
+    });
+    let b_g2_acc = timed(&mut timings.msm_b_g2, || {
+        query_sum(backend, &pk.b_g2_query, &z)
+    });
+
+    // A = α + Σ z_i A_i + r δ;  B = β + Σ z_i B_i + s δ;  C = s A + r B_1 − r s δ + Σ w_i L_i + H.
+    let g_a = a_acc + pk.vk.alpha_g1 + pk.delta_g1 * r;
+    let g1_b = b_g1_acc + pk.beta_g1 + pk.delta_g1 * s;
+    let g2_b = b_g2_acc + pk.vk.beta_g2 + pk.vk.delta_g2 * s;
+    let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + l_acc + h_acc;
+    let proof = Proof {
+        a: g_a.into_affine(),
+        b: g2_b.into_affine(),
+        c: g_c.into_affine(),
+    };
+    Ok((proof, timings))
+}
+
+/// `query[0] + Σ z_i · query[i + 1]`: the constant one's base plus the MSM over the rest.
+fn query_sum<P: SWCurveConfig>(
+    backend: MsmBackend,
+    query: &[Affine<P>],
+    z: &[BigInteger256],
+) -> Projective<P>
+where
+    P::ScalarField: PrimeField<BigInt = BigInteger256>,
+{
+    msm(backend, &query[1..], z) + query[0].into_group()
+}
+
+/// The multi-scalar multiplication behind every query; like arkworks', over the shorter of
+/// `bases` and `scalars` (the H query has one base fewer than the domain has points).
+fn msm<P: SWCurveConfig>(
+    backend: MsmBackend,
+    bases: &[Affine<P>],
+    scalars: &[BigInteger256],
+) -> Projective<P>
+where
+    P::ScalarField: PrimeField<BigInt = BigInteger256>,
+{
+    match backend {
+        // Until Veil's MSM lands both backends are arkworks'.
+        MsmBackend::Veil | MsmBackend::Arkworks => {
+            <Projective<P> as ark_ec::VariableBaseMSM>::msm_bigint(bases, scalars)
+        }
+    }
+}
+
+fn timed<T>(slot: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let out = f();
+    *slot = t.elapsed();
+    out
+}
