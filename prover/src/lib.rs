@@ -8,7 +8,7 @@ pub mod keys;
 pub mod proof;
 mod prover;
 
-pub use prover::{ProveReport, Prover};
+pub use prover::{ProveReport, Prover, SynthesizedWitness};
 
 use ark_bn254::Bn254;
 use ark_groth16::{Groth16, Proof, ProvingKey, VerifyingKey};

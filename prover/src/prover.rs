@@ -42,6 +42,24 @@ impl ProveReport {
     }
 }
 
+/// A batch's full assignment, synthesised and checked against the circuit by
+/// [`Prover::synthesize`]: what [`Prover::prove_synthesized`] turns into a proof.
+pub struct SynthesizedWitness {
+    assignment: Vec<Fr>,
+    public_inputs: Vec<Fr>,
+    synthesis: Duration,
+    check: Duration,
+}
+
+impl std::fmt::Debug for SynthesizedWitness {
+    /// Sizes only: the assignment holds the batch's note openings.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SynthesizedWitness")
+            .field("variables", &self.assignment.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Proves batches of one shape with one proving key.
 pub struct Prover {
     shape: BatchShape,
@@ -163,7 +181,15 @@ impl Prover {
         circuit: BatchCircuit,
         rng: &mut R,
     ) -> Result<(Proof<Bn254>, ProveReport), ProverError> {
-        let span = tracing::info_span!("prove", shape = %self.shape);
+        let witness = self.synthesize(circuit)?;
+        self.prove_synthesized(witness, rng)
+    }
+
+    /// The first half of a proof: synthesises `circuit`'s full assignment (one thread) and
+    /// checks it against the circuit's matrices. Refuses what [`Prover::prove`] refuses. A node
+    /// synthesises the next batch this way while the current one is in its MSMs.
+    pub fn synthesize(&self, circuit: BatchCircuit) -> Result<SynthesizedWitness, ProverError> {
+        let span = tracing::info_span!("synthesize", shape = %self.shape);
         let _g = span.enter();
         if circuit.witness.shape != self.shape {
             return Err(ProverError::ShapeMismatch {
@@ -173,20 +199,47 @@ impl Prover {
         }
         circuit.witness.check_dimensions()?;
         let public_inputs = circuit.public_inputs.to_vec();
-        let mut report = ProveReport::default();
 
         let t = Instant::now();
         let assignment = self.assignment(circuit)?;
-        report.synthesis = t.elapsed();
-        tracing::debug!(elapsed = ?report.synthesis, "synthesised the witness");
+        let synthesis = t.elapsed();
+        tracing::debug!(elapsed = ?synthesis, "synthesised the witness");
 
         let t = Instant::now();
         if let Some(constraint) = first_unsatisfied(&self.matrices, &assignment) {
             return Err(ProverError::Unsatisfied { constraint });
         }
-        report.check = t.elapsed();
-        tracing::debug!(elapsed = ?report.check, "checked the witness against the matrices");
+        let check = t.elapsed();
+        tracing::debug!(elapsed = ?check, "checked the witness against the matrices");
+        Ok(SynthesizedWitness {
+            assignment,
+            public_inputs,
+            synthesis,
+            check,
+        })
+    }
 
+    /// The second half of a proof: the Groth16 MSMs over a witness from
+    /// [`Prover::synthesize`], and the new proof's check against the verifying key. Draws `r`
+    /// then `s` from `rng`.
+    pub fn prove_synthesized<R: RngCore + CryptoRng>(
+        &self,
+        witness: SynthesizedWitness,
+        rng: &mut R,
+    ) -> Result<(Proof<Bn254>, ProveReport), ProverError> {
+        let span = tracing::info_span!("prove", shape = %self.shape);
+        let _g = span.enter();
+        let SynthesizedWitness {
+            assignment,
+            public_inputs,
+            synthesis,
+            check,
+        } = witness;
+        let mut report = ProveReport {
+            synthesis,
+            check,
+            ..ProveReport::default()
+        };
         let r = Fr::rand(rng);
         let s = Fr::rand(rng);
         let (proof, timings) = groth16::create_proof(

@@ -730,6 +730,16 @@ impl Node {
             .map(|(n, b)| (*n, b.clone()))
     }
 
+    /// The lowest sealed, unproven batch after `n`, and its witness.
+    pub fn unproven_after(&self, n: u64) -> Option<(u64, BuiltBatch)> {
+        let inner = self.lock();
+        inner
+            .unproven
+            .range(n + 1..)
+            .next()
+            .map(|(m, b)| (*m, b.clone()))
+    }
+
     /// Records batch `n`'s compressed proof (durably) and advances the proven height.
     pub fn record_proof(&self, n: u64, proof: &[u8], took: Duration) -> Result<(), NodeError> {
         let mut inner = self.lock();

@@ -1,15 +1,20 @@
-//! The background proving worker: proves sealed batches in order with keys loaded once, runs the
-//! CPU-heavy Groth16 prover on tokio's blocking pool, checks each proof against the key's own
-//! verifying key, and stores the 128-byte compressed proof. Started on a reopened node it
-//! resumes with the lowest unproven batch.
+//! The background proving worker: proves sealed batches in order with one long-lived
+//! [`Prover`] (key and R1CS matrices loaded once), on tokio's blocking pool, and stores each
+//! 128-byte compressed proof (checked against the key's own verifying key first). Proving is
+//! pipelined: while batch `n` is in its MSMs, batch `n + 1`'s witness (one-thread synthesis) is
+//! built beside it, so the second core is not idle during synthesis; at most one synthesised
+//! witness waits, so memory grows by one assignment, not by a second proof. Started on a
+//! reopened node it resumes with the lowest unproven batch.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ark_bn254::Bn254;
-use ark_groth16::{Groth16, ProvingKey};
+use ark_groth16::ProvingKey;
 use ark_serialize::CanonicalSerialize;
 use tokio::sync::watch;
+use veil_circuits::BuiltBatch;
+use veil_prover::{Prover, SynthesizedWitness};
 
 use crate::node::{Node, NodeError};
 
@@ -21,6 +26,17 @@ pub async fn run_prover(
     pk: Arc<ProvingKey<Bn254>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), NodeError> {
+    let shape = node.shape();
+    let prover = tokio::task::spawn_blocking(move || {
+        let pk = Arc::try_unwrap(pk).unwrap_or_else(|pk| (*pk).clone());
+        Prover::new(shape, pk)
+    })
+    .await
+    .map_err(|e| NodeError::Task(e.to_string()))?
+    .map_err(|e| NodeError::Task(format!("loading the prover: {e}")))?;
+    let prover = Arc::new(prover);
+    // The next batch's witness, synthesised while the previous batch was proven.
+    let mut ready: Option<(u64, SynthesizedWitness)> = None;
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -32,14 +48,18 @@ pub async fn run_prover(
             }
             continue;
         };
-        let pk2 = pk.clone();
+        let witness = ready.take().filter(|(m, _)| *m == n).map(|(_, w)| w);
+        let next = node.unproven_after(n);
+        let prover2 = prover.clone();
         let start = Instant::now();
-        let job = tokio::task::spawn_blocking(move || prove_batch(&pk2, &built));
-        let bytes = tokio::select! {
+        let job =
+            tokio::task::spawn_blocking(move || prove_pipelined(&prover2, &built, witness, next));
+        let (bytes, next_witness) = tokio::select! {
             r = job => r.map_err(|e| NodeError::Task(e.to_string()))??,
             _ = shutdown.changed() => return Ok(()),
         };
         let took = start.elapsed();
+        ready = next_witness;
         let node2 = node.clone();
         tokio::task::spawn_blocking(move || node2.record_proof(n, &bytes, took))
             .await
@@ -47,32 +67,47 @@ pub async fn run_prover(
     }
 }
 
-/// Proves one built batch and returns the compressed proof after checking it verifies.
-pub fn prove_batch(
-    pk: &ProvingKey<Bn254>,
-    built: &veil_circuits::BuiltBatch,
-) -> Result<Vec<u8>, NodeError> {
-    let span = tracing::info_span!("prove_batch", batch = built.witness.batch_number);
+/// Proves `built` (from `witness` when it was synthesised already) and, on the other core at
+/// the same time, synthesises `next`'s witness. A failure to synthesise `next` is only logged:
+/// that batch is synthesised again, and its error reported, when its turn comes.
+fn prove_pipelined(
+    prover: &Prover,
+    built: &BuiltBatch,
+    witness: Option<SynthesizedWitness>,
+    next: Option<(u64, BuiltBatch)>,
+) -> Result<(Vec<u8>, Option<(u64, SynthesizedWitness)>), NodeError> {
+    let n = built.witness.batch_number;
+    let span = tracing::info_span!("prove_batch", batch = n);
     let _g = span.enter();
-    let proof = veil_prover::prove(pk, built.circuit(), &mut rand::thread_rng())
-        .map_err(|e| NodeError::Task(format!("proving failed: {e}")))?;
-    let ok = Groth16::<Bn254>::verify_proof(
-        &ark_groth16::prepare_verifying_key(&pk.vk),
-        &proof,
-        &built.public_inputs.to_vec(),
-    )
-    .map_err(|e| NodeError::Task(format!("verifying failed: {e}")))?;
-    if !ok {
-        return Err(NodeError::Task(format!(
-            "proof of batch {} does not verify",
-            built.witness.batch_number
-        )));
-    }
+    let failed = |e: veil_prover::ProverError| NodeError::Task(format!("proving batch {n}: {e}"));
+    let witness = match witness {
+        Some(w) => w,
+        None => prover.synthesize(built.circuit()).map_err(failed)?,
+    };
+    let (proof, next) = rayon::join(
+        || prover.prove_synthesized(witness, &mut rand::rngs::OsRng),
+        || {
+            let (m, b) = next?;
+            match prover.synthesize(b.circuit()) {
+                Ok(w) => Some((m, w)),
+                Err(e) => {
+                    tracing::warn!(batch = m, error = %e, "synthesising the next batch failed");
+                    None
+                }
+            }
+        },
+    );
+    let (proof, report) = proof.map_err(failed)?;
+    tracing::debug!(
+        synthesis_s = report.synthesis.as_secs_f64(),
+        msm_s = report.proof.msm_total().as_secs_f64(),
+        "proved"
+    );
     let mut bytes = Vec::with_capacity(128);
     proof
         .serialize_compressed(&mut bytes)
         .expect("serializing into a Vec cannot fail");
-    Ok(bytes)
+    Ok((bytes, next))
 }
 
 /// The sealing policy: seal when `B` transfers wait, or when the oldest has waited `max_wait`.
