@@ -36,7 +36,7 @@ pub async fn run_prover(
     .map_err(|e| NodeError::Task(format!("loading the prover: {e}")))?;
     let prover = Arc::new(prover);
     // The next batch's witness, synthesised while the previous batch was proven.
-    let mut ready: Option<(u64, SynthesizedWitness)> = None;
+    let mut ready: Option<ReadyWitness> = None;
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -67,6 +67,9 @@ pub async fn run_prover(
     }
 }
 
+/// A batch number and its synthesised witness, waiting for its turn.
+type ReadyWitness = (u64, SynthesizedWitness);
+
 /// Proves `built` (from `witness` when it was synthesised already) and, on the other core at
 /// the same time, synthesises `next`'s witness. A failure to synthesise `next` is only logged:
 /// that batch is synthesised again, and its error reported, when its turn comes.
@@ -75,7 +78,7 @@ fn prove_pipelined(
     built: &BuiltBatch,
     witness: Option<SynthesizedWitness>,
     next: Option<(u64, BuiltBatch)>,
-) -> Result<(Vec<u8>, Option<(u64, SynthesizedWitness)>), NodeError> {
+) -> Result<(Vec<u8>, Option<ReadyWitness>), NodeError> {
     let n = built.witness.batch_number;
     let span = tracing::info_span!("prove_batch", batch = n);
     let _g = span.enter();
