@@ -4,6 +4,7 @@
 //! ([`keys`]) and the proof encodings ([`proof`]).
 
 pub mod keys;
+pub mod msm;
 pub mod proof;
 mod prover;
 
