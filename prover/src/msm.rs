@@ -99,6 +99,8 @@ fn msm_inner<P: SWCurveConfig>(
     if n == 0 {
         return Projective::ZERO;
     }
+    // Bucket sets refer to bases by u32 index.
+    assert!(n - 1 <= u32::MAX as usize, "MSM of more than 2^32 points");
     // Canonical scalars have at most MODULUS_BIT_SIZE bits; anything larger is summed exactly.
     let modulus_bits = P::ScalarField::MODULUS_BIT_SIZE as usize;
     let bits = if scalars
@@ -132,18 +134,29 @@ fn msm_inner<P: SWCurveConfig>(
         .flat_map(|j| (0..parts).map(move |p| (j, p)))
         .collect();
     let buckets = 1usize << (c - 1);
+    // The top window's digits are at most 2^top_bits (its scalar bits plus the carry): fewer
+    // buckets, each with copies so that the window has as many slots as the others.
+    let top_bits = bits - (w - 1) * c;
+    let top_buckets = if top_bits < c - 1 {
+        1usize << top_bits
+    } else {
+        buckets
+    };
     let partial: Vec<Projective<P>> = tasks
         .into_par_iter()
         .map(|(j, p)| {
-            let mut set = BucketSet::<P>::new(buckets);
+            let mut set = if j + 1 == w {
+                BucketSet::new(bases, top_buckets, buckets / top_buckets)
+            } else {
+                BucketSet::new(bases, buckets, 1)
+            };
             let first = p * per_part;
             for (b, t) in tables.iter().enumerate().skip(first).take(per_part) {
                 let len = t.len() / w;
-                let base = &bases[b * block..b * block + len];
-                for (code, point) in t[j * len..(j + 1) * len].iter().zip(base) {
+                for (i, code) in (b * block..).zip(&t[j * len..(j + 1) * len]) {
                     if *code != digits::ZERO {
                         let (k, neg) = digits::decode(*code);
-                        set.add(k, point, neg);
+                        set.add(k, i, neg);
                     }
                 }
             }

@@ -24,36 +24,52 @@ pub(crate) const BATCH: usize = 512;
 const DEFERRED: usize = 256;
 const _: () = assert!(DEFERRED < BATCH);
 
-/// One queued affine addition `bucket[bucket] += point` (or a doubling when `double`).
+/// One queued affine addition `bucket[bucket] += ±bases[base]` (or a doubling of the bucket).
 #[derive(Clone, Copy)]
-struct Pending<P: SWCurveConfig> {
+struct Pending {
     bucket: u32,
+    base: u32,
+    neg: bool,
     double: bool,
-    point: Affine<P>,
 }
 
 /// The buckets of one window: `bucket[j]` collects the bases whose digit is `±(j+1)`.
-pub(crate) struct BucketSet<P: SWCurveConfig> {
+///
+/// Each bucket may have several copies (slots `j·copies .. (j+1)·copies`), filled round-robin:
+/// a window with few distinct digits (the top window) then still spreads its points over many
+/// slots, so that they do not all collide in the same few busy buckets.
+pub(crate) struct BucketSet<'a, P: SWCurveConfig> {
+    /// The MSM's bases; points are referred to by index (and sign) until they are added.
+    bases: &'a [Affine<P>],
     buckets: Vec<Affine<P>>,
+    copies: usize,
+    /// Round-robin copy for the next point.
+    next_copy: usize,
     busy: Vec<bool>,
-    pending: Vec<Pending<P>>,
+    pending: Vec<Pending>,
     /// Denominators of `pending`, in order.
     dens: Vec<P::BaseField>,
     /// Prefix products of `dens` (Montgomery's trick).
     prefix: Vec<P::BaseField>,
-    deferred: Vec<(u32, Affine<P>)>,
+    /// `(slot, base, neg)` of points whose slot was busy.
+    deferred: Vec<(u32, u32, bool)>,
     /// Scratch for [`Self::flush`] (swapped with `deferred`).
-    retry: Vec<(u32, Affine<P>)>,
+    retry: Vec<(u32, u32, bool)>,
     /// Projective side buckets for points that found their bucket busy twice (lazily sized).
     overflow: Vec<Projective<P>>,
 }
 
-impl<P: SWCurveConfig> BucketSet<P> {
-    /// `n` empty buckets.
-    pub(crate) fn new(n: usize) -> Self {
+impl<'a, P: SWCurveConfig> BucketSet<'a, P> {
+    /// `n` empty buckets with `copies` slots each (both at least 1), for points of `bases`
+    /// (at most `u32::MAX + 1` of them).
+    pub(crate) fn new(bases: &'a [Affine<P>], n: usize, copies: usize) -> Self {
+        let slots = n * copies;
         Self {
-            buckets: vec![Affine::identity(); n],
-            busy: vec![false; n],
+            bases,
+            buckets: vec![Affine::identity(); slots],
+            copies,
+            next_copy: 0,
+            busy: vec![false; slots],
             pending: Vec::with_capacity(BATCH),
             dens: Vec::with_capacity(BATCH),
             prefix: Vec::with_capacity(BATCH),
@@ -63,25 +79,27 @@ impl<P: SWCurveConfig> BucketSet<P> {
         }
     }
 
-    /// `bucket[j] += point` (or `-= point` when `neg`).
+    /// `bucket[j] += bases[i]` (or `-= bases[i]` when `neg`).
     #[inline]
-    pub(crate) fn add(&mut self, j: usize, point: &Affine<P>, neg: bool) {
-        if point.infinity {
+    pub(crate) fn add(&mut self, j: usize, i: usize, neg: bool) {
+        if self.bases[i].infinity {
             return;
         }
-        let mut p = *point;
-        if neg {
-            p.y = -p.y;
-        }
+        let j = if self.copies > 1 {
+            self.next_copy = (self.next_copy + 1) % self.copies;
+            j * self.copies + self.next_copy
+        } else {
+            j
+        };
         if self.busy[j] {
             if self.deferred.len() < DEFERRED {
-                self.deferred.push((j as u32, p));
+                self.deferred.push((j as u32, i as u32, neg));
             } else {
-                self.add_overflow(j, &p);
+                self.add_overflow(j, i, neg);
             }
             return;
         }
-        self.queue(j, p);
+        self.queue(j, i, neg);
         if self.pending.len() == BATCH {
             self.flush();
         }
@@ -89,29 +107,36 @@ impl<P: SWCurveConfig> BucketSet<P> {
 
     /// Mixed projective addition into the side bucket `j`.
     #[cold]
-    fn add_overflow(&mut self, j: usize, p: &Affine<P>) {
+    fn add_overflow(&mut self, j: usize, i: usize, neg: bool) {
         if self.overflow.is_empty() {
             self.overflow = vec![Projective::default(); self.buckets.len()];
         }
-        self.overflow[j] += p;
+        if neg {
+            self.overflow[j] -= &self.bases[i];
+        } else {
+            self.overflow[j] += &self.bases[i];
+        }
     }
 
-    /// Resolves `bucket[j] += p` for a non-busy bucket: directly, or as a pending addition.
+    /// Resolves `bucket[j] += ±bases[i]` for a non-busy bucket: directly, or as a pending
+    /// addition.
     #[inline]
-    fn queue(&mut self, j: usize, p: Affine<P>) {
+    fn queue(&mut self, j: usize, i: usize, neg: bool) {
         debug_assert!(!self.busy[j]);
+        let p = &self.bases[i];
         let b = &mut self.buckets[j];
         if b.infinity {
-            *b = p;
+            *b = if neg { -*p } else { *p };
             return;
         }
         let (double, den) = if b.x == p.x {
-            if b.y != p.y || p.y.is_zero() {
+            let py = if neg { -p.y } else { p.y };
+            if b.y != py || py.is_zero() {
                 // P + (-P), or doubling a point of order 2: the bucket becomes empty.
                 *b = Affine::identity();
                 return;
             }
-            (true, p.y.double())
+            (true, b.y.double())
         } else {
             (false, p.x - b.x)
         };
@@ -124,8 +149,9 @@ impl<P: SWCurveConfig> BucketSet<P> {
         self.dens.push(den);
         self.pending.push(Pending {
             bucket: j as u32,
+            base: i as u32,
+            neg,
             double,
-            point: p,
         });
     }
 
@@ -135,12 +161,12 @@ impl<P: SWCurveConfig> BucketSet<P> {
         self.apply_pending();
         std::mem::swap(&mut self.deferred, &mut self.retry);
         for k in 0..self.retry.len() {
-            let (j, p) = self.retry[k];
+            let (j, i, neg) = self.retry[k];
             if self.busy[j as usize] {
-                self.deferred.push((j, p));
+                self.deferred.push((j, i, neg));
             } else {
                 // Cannot fill the batch: DEFERRED < BATCH and the batch was just emptied.
-                self.queue(j as usize, p);
+                self.queue(j as usize, i as usize, neg);
             }
         }
         self.retry.clear();
@@ -160,20 +186,30 @@ impl<P: SWCurveConfig> BucketSet<P> {
             inv *= self.dens[i];
             let Pending {
                 bucket,
+                base,
+                neg,
                 double,
-                point,
             } = self.pending[i];
             let j = bucket as usize;
             let b = self.buckets[j];
-            let lambda = if double {
+            let (x3, y3) = if double {
                 let x2 = b.x.square();
-                let num = x2.double() + x2 + P::COEFF_A;
-                num * inv_i
+                let lambda = (x2.double() + x2 + P::COEFF_A) * inv_i;
+                let x3 = lambda.square() - b.x.double();
+                (x3, lambda * (b.x - x3) - b.y)
             } else {
-                (point.y - b.y) * inv_i
+                let p = &self.bases[base as usize];
+                if neg {
+                    // Adding (x, -y): λ = -(y + y₁)/(x - x₁); the sign folds into x₃ - x₁.
+                    let lambda = (p.y + b.y) * inv_i;
+                    let x3 = lambda.square() - b.x - p.x;
+                    (x3, lambda * (x3 - b.x) - b.y)
+                } else {
+                    let lambda = (p.y - b.y) * inv_i;
+                    let x3 = lambda.square() - b.x - p.x;
+                    (x3, lambda * (b.x - x3) - b.y)
+                }
             };
-            let x3 = lambda.square() - b.x - point.x;
-            let y3 = lambda * (b.x - x3) - b.y;
             self.buckets[j] = Affine::new_unchecked(x3, y3);
             self.busy[j] = false;
         }
@@ -182,17 +218,19 @@ impl<P: SWCurveConfig> BucketSet<P> {
         self.prefix.clear();
     }
 
-    /// Flushes everything and returns `Σ_j (j+1)·bucket[j]`.
+    /// Flushes everything and returns `Σ_j (j+1)·bucket[j]` (summing each bucket's copies).
     pub(crate) fn finish(mut self) -> Projective<P> {
         while !self.pending.is_empty() || !self.deferred.is_empty() {
             self.flush();
         }
         let mut running = Projective::<P>::default();
         let mut sum = Projective::<P>::default();
-        for j in (0..self.buckets.len()).rev() {
-            running += &self.buckets[j];
-            if let Some(o) = self.overflow.get(j) {
-                running += o;
+        for j in (0..self.buckets.len() / self.copies).rev() {
+            for slot in j * self.copies..(j + 1) * self.copies {
+                running += &self.buckets[slot];
+                if let Some(o) = self.overflow.get(slot) {
+                    running += o;
+                }
             }
             sum += &running;
         }
