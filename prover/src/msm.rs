@@ -7,12 +7,16 @@
 //!   so `2^(c-1)` buckets per window; a negative digit adds the negated base (free);
 //! - batch-affine bucket accumulation ([`bucket`]): affine buckets, one shared inversion per
 //!   batch of additions;
+//! - the top window, whose digits take only a few values, spreads its points over copies of
+//!   its buckets (otherwise they would all collide in a few busy buckets);
 //! - zero digits (hence zero scalars, and all but the lowest window of scalar 1) skipped;
-//!   identity bases skipped;
+//!   identity bases skipped; a scalar 1 thus costs one batch-affine addition, cheaper than a
+//!   separate plain (mixed-addition) sum would;
 //! - rayon parallelism over (window, chunk of points) tasks, each with its own bucket set that
 //!   is reduced to a projective window sum before the task ends, so memory is one bucket set
 //!   per running thread plus the digit table (4 bytes per scalar and window).
 //!
+//! `make bench-msm` measures it against arkworks (ratio about 0.6 at 2^20 points on 2 cores).
 //! This file owns the public entry points, the window-size choice and the task split.
 
 mod bucket;

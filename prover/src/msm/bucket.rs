@@ -17,7 +17,8 @@
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::{AdditiveGroup, Field, Zero};
 
-/// Pending additions per batch (one inversion each). Tuned on BN254 G1/G2 (see `msm.rs`).
+/// Pending additions per batch (one inversion each). Measured on BN254 G1 at 2^16 points
+/// (c = 12, 13): 128 and 256 are 5–10% slower, 1024 within noise of 512.
 pub(crate) const BATCH: usize = 512;
 
 /// Deferred queue capacity (points whose bucket was busy); past that, projective fallback.
