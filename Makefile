@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-load fixtures bitcoind clean
+.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load fixtures bitcoind clean
 
 all: build
 
@@ -53,6 +53,13 @@ bench-prover:
 LOAD_ARGS ?=
 bench-load:
 	$(CARGO) run --release -p veil-bench -- load $(LOAD_ARGS)
+
+# Veil's MSM against arkworks' (BN254 G1 and G2, n = 2^16, 2^18, 2^20, full random scalars;
+# about a minute): median seconds and ratio; table in target/bench/msm.md.
+# `MSM_ARGS=--quick` for small sizes.
+MSM_ARGS ?=
+bench-msm:
+	$(CARGO) run --release -p veil-bench -- msm $(MSM_ARGS)
 
 # Regenerates fixtures/data deliberately (dev-seed keys, seeded proofs: byte-for-byte reproducible).
 # Commit the result only when the circuit or a file format changed on purpose.

@@ -2,12 +2,14 @@
 //! shape in child processes (the hidden `prover-one`, one per thread count, with
 //! `RAYON_NUM_THREADS` set) so that peak RSS and the thread pool are per configuration, prints a
 //! Markdown table and writes it, with the raw JSON, under `target/bench/`. `veil-bench load`
-//! measures the sequencer's API acceptance rate (see `load.rs`).
+//! measures the sequencer's API acceptance rate (see `load.rs`); `veil-bench msm` compares
+//! Veil's MSM with arkworks' (see `msm.rs`).
 
 mod compare;
 mod load;
 mod machine;
 mod measure;
+mod msm;
 mod table;
 
 use std::io::Write;
@@ -45,6 +47,8 @@ enum Command {
     /// The node under test of `load`, in this process (started by `load`).
     #[command(hide = true)]
     LoadNode(load::NodeArgs),
+    /// Veil's MSM against arkworks' on BN254 G1 and G2 (`make bench-msm`).
+    Msm(msm::Args),
 }
 
 /// Arguments of `veil-bench prover`.
@@ -208,6 +212,7 @@ fn main() {
         Command::ProverAb(args) => compare::run(args),
         Command::Load(args) => load::run(args),
         Command::LoadNode(args) => load::run_node(args),
+        Command::Msm(args) => msm::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -142,8 +142,8 @@ where
     P::ScalarField: PrimeField<BigInt = BigInteger256>,
 {
     match backend {
-        // Until Veil's MSM lands both backends are arkworks'.
-        MsmBackend::Veil | MsmBackend::Arkworks => {
+        MsmBackend::Veil => crate::msm::msm(bases, scalars),
+        MsmBackend::Arkworks => {
             <Projective<P> as ark_ec::VariableBaseMSM>::msm_bigint(bases, scalars)
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod groth16;
 pub mod keys;
+pub mod msm;
 pub mod proof;
 mod prover;
 
