@@ -1,10 +1,12 @@
 //! The `veil` command-line tool: circuit inspection, Groth16 setup and key inspection, batch
 //! proving and verification, and deterministic demo batches and fixtures; the node, the wallet,
-//! operator deposits and batch download for verification.
+//! operator deposits and batch download for verification; Bitcoin anchor status and the
+//! whole-chain audit against Bitcoin.
 //!
-//! Exit status: 0 success, 1 `veil verify` found the proof invalid, 2 any error (one line
-//! `error: ...` on stderr).
+//! Exit status: 0 success, 1 `veil verify` found the proof invalid or `veil verify-chain` found
+//! problems, 2 any error (one line `error: ...` on stderr).
 
+mod anchor;
 mod circuit_info;
 mod deposit;
 mod dev_batches;
@@ -16,6 +18,7 @@ mod prove;
 mod setup;
 mod util;
 mod verify;
+mod verify_chain;
 mod wallet;
 
 use std::process::ExitCode;
@@ -33,13 +36,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the sequencer node (HTTP API, storage, batching, proving).
-    Node(node::Args),
+    Node(Box<node::Args>),
     /// The wallet: keys, scanning, balances, payments and withdrawals.
     Wallet(wallet::Args),
     /// Operator: credit a Bitcoin deposit to a payment address.
     Deposit(deposit::Args),
     /// Download a proven batch from a node as batch and proof files for `veil verify`.
     FetchBatch(fetch_batch::Args),
+    /// Bitcoin anchors of a node's batches.
+    #[command(subcommand)]
+    Anchor(anchor::Command),
+    /// Audit a node's whole history: every proof (one multi-pairing), the root chain, and each
+    /// batch's anchor on Bitcoin (exit 0 all good, 1 problems, one line each; 2 errors).
+    VerifyChain(verify_chain::Args),
     /// Constraint counts of the batch circuit, in total, per transfer and per sub-circuit.
     CircuitInfo(circuit_info::Args),
     /// Groth16 setup of one shape: writes pk-B{B}-D{D}.bin and vk-B{B}-D{D}.bin.
@@ -75,10 +84,12 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::DevBatches(args) => dev_batches::run(args),
         Command::Fixtures(args) => fixtures::run(args),
-        Command::Node(args) => node::run(args),
+        Command::Node(args) => node::run(*args),
         Command::Wallet(args) => wallet::run(args),
         Command::Deposit(args) => deposit::run(args),
         Command::FetchBatch(args) => fetch_batch::run(args),
+        Command::Anchor(cmd) => anchor::run(cmd),
+        Command::VerifyChain(args) => verify_chain::run(args),
     };
     match result {
         Ok(code) => code,

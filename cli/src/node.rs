@@ -1,7 +1,9 @@
 //! `veil node`: runs the sequencer (HTTP API, redb storage, batching, background proving) on
 //! 127.0.0.1 by default. Configuration comes from a TOML file, then `VEIL_*` environment
 //! variables, then flags. With `--dev-keys` a missing proving key is generated with an insecure
-//! dev seed (what `make run` does for newcomers).
+//! dev seed (what `make run` does for newcomers). `--bitcoin-rpc` (or an `[anchor]` table, or
+//! `VEIL_BITCOIN_RPC_URL`) turns on Bitcoin anchoring; the other `--anchor-*`/`--rpc-*` flags
+//! override that table's keys.
 
 use std::path::PathBuf;
 
@@ -42,6 +44,86 @@ pub struct Args {
     /// proving key is needed or loaded.
     #[arg(long)]
     no_prove: bool,
+    /// Bitcoin Core JSON-RPC URL: turns on anchoring (config `anchor.rpc_url`).
+    #[arg(long)]
+    bitcoin_rpc: Option<String>,
+    /// Bitcoin Core's `.cookie` file (`anchor.rpc_cookie`).
+    #[arg(long)]
+    rpc_cookie: Option<PathBuf>,
+    /// Bitcoin RPC user (`anchor.rpc_user`).
+    #[arg(long)]
+    rpc_user: Option<String>,
+    /// Bitcoin RPC password (`anchor.rpc_password`; prefer the config file or
+    /// VEIL_BITCOIN_RPC_PASSWORD, flags are visible to other users).
+    #[arg(long)]
+    rpc_password: Option<String>,
+    /// Bitcoin network: regtest, signet, testnet, testnet4, mainnet (`anchor.network`).
+    #[arg(long)]
+    bitcoin_network: Option<String>,
+    /// Operator key file, created 0600 if missing (`anchor.key_file`).
+    #[arg(long)]
+    operator_key: Option<PathBuf>,
+    /// p2tr or p2wpkh (`anchor.key_kind`).
+    #[arg(long)]
+    anchor_key_kind: Option<String>,
+    /// Fixed anchor fee rate in sat/vB (`anchor.fee_rate`; default: estimatesmartfee).
+    #[arg(long)]
+    anchor_fee_rate: Option<u64>,
+    /// Confirmations for a batch to count as anchored (`anchor.confirmations`).
+    #[arg(long)]
+    anchor_confirmations: Option<u64>,
+    /// TXID:VOUT that batch 0's anchor spends (`anchor.genesis`).
+    #[arg(long)]
+    anchor_genesis: Option<String>,
+}
+
+fn apply_anchor_flags(config: &mut Config, args: &Args) -> Result<()> {
+    if let Some(url) = &args.bitcoin_rpc {
+        config.anchor.get_or_insert_with(Default::default).rpc_url = url.clone();
+    }
+    let any = args.rpc_cookie.is_some()
+        || args.rpc_user.is_some()
+        || args.rpc_password.is_some()
+        || args.bitcoin_network.is_some()
+        || args.operator_key.is_some()
+        || args.anchor_key_kind.is_some()
+        || args.anchor_fee_rate.is_some()
+        || args.anchor_confirmations.is_some()
+        || args.anchor_genesis.is_some();
+    let Some(a) = config.anchor.as_mut() else {
+        if any {
+            anyhow::bail!("anchoring flags need --bitcoin-rpc (or an [anchor] config table)");
+        }
+        return Ok(());
+    };
+    if let Some(v) = &args.rpc_cookie {
+        a.rpc_cookie = Some(v.clone());
+    }
+    if let Some(v) = &args.rpc_user {
+        a.rpc_user = Some(v.clone());
+    }
+    if let Some(v) = &args.rpc_password {
+        a.rpc_password = Some(v.clone());
+    }
+    if let Some(v) = &args.bitcoin_network {
+        a.network = v.clone();
+    }
+    if let Some(v) = &args.operator_key {
+        a.key_file = Some(v.clone());
+    }
+    if let Some(v) = &args.anchor_key_kind {
+        a.key_kind = v.clone();
+    }
+    if let Some(v) = args.anchor_fee_rate {
+        a.fee_rate = Some(v);
+    }
+    if let Some(v) = args.anchor_confirmations {
+        a.confirmations = v;
+    }
+    if let Some(v) = &args.anchor_genesis {
+        a.genesis = Some(v.clone());
+    }
+    Ok(())
 }
 
 /// Runs the node until Ctrl-C.
@@ -53,6 +135,7 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
     config
         .apply_env(|k| std::env::var(k).ok())
         .context("environment overrides")?;
+    apply_anchor_flags(&mut config, &args)?;
     if let Some(v) = args.listen {
         config.listen = v;
     }

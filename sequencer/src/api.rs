@@ -1,6 +1,6 @@
 //! The HTTP API (DESIGN §9) on warp: transfer submission and status, state, notes and their
-//! paths, nullifiers, batches, operator deposits, health, Prometheus metrics and the OpenAPI
-//! document. Every error, warp's own rejections included, is
+//! paths, nullifiers, batches with their Bitcoin anchors, operator deposits and anchoring
+//! passes, health, Prometheus metrics and the OpenAPI document. Every error, warp's own rejections included, is
 //! `{"error": {"code": "snake_case", "message": "..."}}`. Handlers never wait on proving.
 
 use std::convert::Infallible;
@@ -18,6 +18,7 @@ use warp::{Filter, Rejection, Reply};
 use veil_circuits::field;
 use veil_circuits::Transfer;
 
+use crate::anchoring::anchor_json;
 use crate::node::{Node, Status, SubmitError};
 use crate::wire::{parse_field, TransferRequest};
 
@@ -32,6 +33,8 @@ pub struct ApiContext {
     pub node: Arc<Node>,
     /// Operator bearer token; `None` disables operator endpoints.
     pub operator_token: Option<String>,
+    /// The Bitcoin anchorer, when anchoring is configured.
+    pub anchorer: Option<Arc<crate::anchoring::Anchorer>>,
 }
 
 /// A rejection carrying an API error (used by filters that must reject, like authentication).
@@ -109,6 +112,11 @@ pub fn routes(
         .and(warp::get())
         .and(with_ctx.clone())
         .then(get_batch);
+    let post_anchor = warp::path!("v1" / "anchor")
+        .and(warp::post())
+        .and(operator_auth(ctx.clone()))
+        .and(with_ctx.clone())
+        .then(post_anchor);
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(|| json_response(StatusCode::OK, &json!({"status": "ok"})));
@@ -134,6 +142,8 @@ pub fn routes(
         .or(get_nullifier)
         .unify()
         .or(get_batch)
+        .unify()
+        .or(post_anchor)
         .unify()
         .or(healthz)
         .unify()
@@ -226,6 +236,9 @@ pub fn status_json(id: &str, s: &Status) -> serde_json::Value {
         Status::Pending => json!({"id": id, "status": "pending"}),
         Status::Batched(n) => json!({"id": id, "status": "batched", "batch": n}),
         Status::Proven(n) => json!({"id": id, "status": "proven", "batch": n}),
+        Status::Anchored(n, txid) => {
+            json!({"id": id, "status": "anchored", "batch": n, "txid": txid})
+        }
         Status::Rejected(r) => json!({"id": id, "status": "rejected", "reason": r}),
     }
 }
@@ -257,7 +270,10 @@ async fn get_state(ctx: Arc<ApiContext>) -> Response {
             "nullifier_count": v.summary.nullifier_count,
             "batch_height": v.batch_height,
             "proven_height": v.proven_height,
+            "anchored_height": ctx.node.metrics.anchored_height.load(Ordering::Relaxed),
             "mempool_size": v.mempool_size,
+            "batch_size": ctx.node.shape().batch_size,
+            "depth": ctx.node.shape().depth,
         }),
     )
 }
@@ -339,6 +355,7 @@ async fn get_batch(n: u64, ctx: Arc<ApiContext>) -> Response {
                     "new_state": r.new_state,
                     "note_start": r.note_start,
                     "proof": b.proof.map(hex::encode),
+                    "anchor": b.anchor.as_ref().map(anchor_json),
                 }),
             )
         }
@@ -347,6 +364,23 @@ async fn get_batch(n: u64, ctx: Arc<ApiContext>) -> Response {
             "batch_not_found",
             format!("no batch {n}"),
         ),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /v1/anchor`: asks the anchorer for a pass now and reports the anchoring status.
+async fn post_anchor(ctx: Arc<ApiContext>) -> Response {
+    let Some(anchorer) = ctx.anchorer.clone() else {
+        return error_response(
+            StatusCode::CONFLICT,
+            "anchoring_disabled",
+            "anchoring is not configured on this node (see the [anchor] config table)",
+        );
+    };
+    anchorer.trigger();
+    match tokio::task::spawn_blocking(move || anchorer.status_json()).await {
+        Ok(Ok(v)) => json_response(StatusCode::ACCEPTED, &v),
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }
@@ -386,6 +420,42 @@ fn metrics_response(node: &Node) -> Response {
         "gauge",
         "Proven batches.",
         v.proven_height.to_string(),
+    );
+    metric(
+        "veil_anchored_height",
+        "gauge",
+        "Batches anchored on Bitcoin with the required confirmations (from batch 0, no gaps).",
+        m.anchored_height.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "veil_anchor_signed_height",
+        "gauge",
+        "Batches with a signed, stored anchor transaction.",
+        m.anchor_signed_height.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "veil_anchor_broadcasts_total",
+        "counter",
+        "Anchor transactions broadcast (first broadcasts, re-broadcasts, fee bumps).",
+        m.anchor_broadcasts.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "veil_anchor_fee_bumps_total",
+        "counter",
+        "RBF fee bumps of stuck anchors.",
+        m.anchor_fee_bumps.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "veil_anchor_reorgs_total",
+        "counter",
+        "Anchors seen leaving the best chain.",
+        m.anchor_reorgs.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "veil_anchor_errors_total",
+        "counter",
+        "Failed anchoring passes (Bitcoin Core unreachable, refusals).",
+        m.anchor_errors.load(Ordering::Relaxed).to_string(),
     );
     metric(
         "veil_proving_seconds_total",
@@ -493,7 +563,15 @@ pub const OPENAPI: &str = r##"{
           "outputs": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"$ref": "#/components/schemas/Note"}},
           "signature": {"type": "string", "pattern": "^[0-9a-fA-F]{128}$"},
           "ciphertexts": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "string"}}}},
-      "Accepted": {"type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["pending"]}}}
+      "Accepted": {"type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["pending"]}}},
+      "Anchor": {"type": "object", "description": "Bitcoin anchor of a batch (DESIGN 11)",
+        "required": ["txid", "status", "confirmations", "versions"],
+        "properties": {"txid": {"type": "string", "description": "the confirmed version, else the newest"},
+          "status": {"type": "string", "enum": ["signed", "unconfirmed", "confirmed", "anchored"]},
+          "confirmations": {"$ref": "#/components/schemas/U64"},
+          "block_hash": {"type": "string", "nullable": true}, "block_height": {"type": "integer", "nullable": true},
+          "fee_sat": {"$ref": "#/components/schemas/U64"}, "vsize": {"type": "integer", "nullable": true},
+          "versions": {"type": "array", "items": {"type": "string"}, "description": "every signed version (RBF bumps), oldest first"}}}
     },
     "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
   },
@@ -505,14 +583,14 @@ pub const OPENAPI: &str = r##"{
         "400": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"},
         "409": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"},
         "422": {"$ref": "#/components/responses/Error"}}}},
-    "/v1/transfers/{id}": {"get": {"summary": "Transfer status: pending, batched(n), proven(n) or rejected(reason)",
+    "/v1/transfers/{id}": {"get": {"summary": "Transfer status: pending, batched(n), proven(n), anchored(n, txid) or rejected(reason)",
       "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
       "responses": {"200": {"description": "status"}, "404": {"$ref": "#/components/responses/Error"}}}},
     "/v1/deposits": {"post": {"summary": "Operator deposit (public_in > 0)", "security": [{"operator": []}],
       "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TransferRequest"}}}},
       "responses": {"202": {"description": "accepted"}, "400": {"$ref": "#/components/responses/Error"},
         "401": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}},
-    "/v1/state": {"get": {"summary": "State root, tree roots and counts, heights, mempool size",
+    "/v1/state": {"get": {"summary": "State root, tree roots and counts, heights (batch, proven, anchored), mempool size, shape (batch_size, depth)",
       "responses": {"200": {"description": "state"}}}},
     "/v1/notes": {"get": {"summary": "Published notes for wallet scanning",
       "parameters": [{"name": "from", "in": "query", "schema": {"$ref": "#/components/schemas/U64"}},
@@ -524,9 +602,13 @@ pub const OPENAPI: &str = r##"{
     "/v1/nullifiers/{nf}": {"get": {"summary": "Whether a nullifier is spent or pending",
       "parameters": [{"name": "nf", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Field"}}],
       "responses": {"200": {"description": "{spent, pending}"}, "400": {"$ref": "#/components/responses/Error"}}}},
-    "/v1/batches/{n}": {"get": {"summary": "A sealed batch: public data, public inputs, proof (hex or null)",
+    "/v1/batches/{n}": {"get": {"summary": "A sealed batch: public data, public inputs, proof (hex or null), anchor (Anchor or null)",
       "parameters": [{"name": "n", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/U64"}}],
       "responses": {"200": {"description": "batch"}, "404": {"$ref": "#/components/responses/Error"}}}},
+    "/v1/anchor": {"post": {"summary": "Operator: run an anchoring pass now; reports heights, the last error and every anchor",
+      "security": [{"operator": []}],
+      "responses": {"202": {"description": "pass requested; current anchoring status"},
+        "401": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}},
     "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
     "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}}
@@ -550,13 +632,14 @@ mod tests {
             "/v1/notes/{pos}/path",
             "/v1/nullifiers/{nf}",
             "/v1/batches/{n}",
+            "/v1/anchor",
             "/v1/openapi.json",
             "/healthz",
             "/metrics",
         ] {
             assert!(paths.contains_key(p), "{p} missing");
         }
-        assert_eq!(paths.len(), 11);
+        assert_eq!(paths.len(), 12);
     }
 
     #[test]
@@ -570,5 +653,9 @@ mod tests {
             "x"
         );
         assert_eq!(status_json("a", &Status::Pending)["status"], "pending");
+        assert_eq!(
+            status_json("a", &Status::Anchored(2, "ff".into())),
+            json!({"id": "a", "status": "anchored", "batch": 2, "txid": "ff"})
+        );
     }
 }

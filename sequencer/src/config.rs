@@ -2,6 +2,13 @@
 //! overrides (`VEIL_LISTEN`, `VEIL_DATA_DIR`, `VEIL_BATCH_SIZE`, `VEIL_DEPTH`, `VEIL_KEYS_DIR`,
 //! `VEIL_MAX_WAIT_MS`, `VEIL_OPERATOR_TOKEN`, `VEIL_NETWORK`, `VEIL_PROVE`).
 //!
+//! Bitcoin anchoring (DESIGN §11) is off unless configured: an `[anchor]` table in the TOML
+//! file (see [`AnchorConfig`]), or `VEIL_BITCOIN_RPC_URL` in the environment, which turns it on
+//! with defaults for every other key. Its overrides are `VEIL_BITCOIN_RPC_URL`,
+//! `VEIL_BITCOIN_RPC_COOKIE`, `VEIL_BITCOIN_RPC_USER`, `VEIL_BITCOIN_RPC_PASSWORD`,
+//! `VEIL_BITCOIN_NETWORK`, `VEIL_OPERATOR_KEY_FILE`, `VEIL_ANCHOR_KEY_KIND`,
+//! `VEIL_ANCHOR_FEE_RATE`, `VEIL_ANCHOR_CONFIRMATIONS` and `VEIL_ANCHOR_GENESIS`.
+//!
 //! `prove = false` pauses background proving: batches are still sealed (and stay `batched`),
 //! and are proven once the node runs again with `prove = true`. Load benchmarks use it so that
 //! the Groth16 prover does not compete with the API for the CPU.
@@ -63,6 +70,96 @@ pub struct Config {
     pub network: Network,
     /// Prove sealed batches in the background (`false` pauses proving; see the module doc).
     pub prove: bool,
+    /// Bitcoin anchoring; `None` (the default) disables it.
+    pub anchor: Option<AnchorConfig>,
+}
+
+/// The `[anchor]` table: where Bitcoin Core is, the operator key, fees and confirmations.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnchorConfig {
+    /// Bitcoin Core JSON-RPC URL (default `http://127.0.0.1:18443`, regtest's port).
+    pub rpc_url: String,
+    /// Bitcoin Core's `.cookie` file (re-read on every request); or `rpc_user`/`rpc_password`.
+    pub rpc_cookie: Option<PathBuf>,
+    /// RPC user (with `rpc_password`).
+    pub rpc_user: Option<String>,
+    /// RPC password (never logged).
+    pub rpc_password: Option<String>,
+    /// Bitcoin network: `regtest` (default), `signet`, `testnet`, `testnet4` or `mainnet`. The
+    /// node refuses to anchor on a Bitcoin Core running another chain.
+    pub network: String,
+    /// Operator key file (WIF, mode 0600), created if missing; default `DATA_DIR/operator.key`.
+    pub key_file: Option<PathBuf>,
+    /// How anchors are signed and where change goes: `p2tr` (default) or `p2wpkh`.
+    pub key_kind: String,
+    /// Fixed fee rate in sat/vB; unset: `estimatesmartfee fee_conf_target`.
+    pub fee_rate: Option<u64>,
+    /// Confirmation target of the fee estimate, in blocks.
+    pub fee_conf_target: u16,
+    /// Fee rate (sat/vB) while Bitcoin Core has no estimate (always on a fresh regtest chain).
+    pub fallback_fee_rate: u64,
+    /// Highest fee rate (sat/vB) a fee bump goes to.
+    pub max_fee_rate: u64,
+    /// Fee-bump (RBF) an anchor still unconfirmed this many blocks after its broadcast.
+    pub bump_after_blocks: u64,
+    /// Confirmations after which a batch counts as anchored.
+    pub confirmations: u64,
+    /// The outpoint (`TXID:VOUT`, locked to the operator key) that batch 0's anchor spends.
+    pub genesis: Option<String>,
+    /// How often the anchorer polls Bitcoin Core, in milliseconds.
+    pub poll_ms: u64,
+    /// Longest wait between retries while Bitcoin Core is unreachable, in milliseconds.
+    pub retry_max_ms: u64,
+}
+
+impl Default for AnchorConfig {
+    fn default() -> Self {
+        AnchorConfig {
+            rpc_url: "http://127.0.0.1:18443".into(),
+            rpc_cookie: None,
+            rpc_user: None,
+            rpc_password: None,
+            network: "regtest".into(),
+            key_file: None,
+            key_kind: "p2tr".into(),
+            fee_rate: None,
+            fee_conf_target: 6,
+            fallback_fee_rate: 2,
+            max_fee_rate: 100,
+            bump_after_blocks: 3,
+            confirmations: 6,
+            genesis: None,
+            poll_ms: 10_000,
+            retry_max_ms: 60_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for AnchorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnchorConfig")
+            .field("rpc_url", &self.rpc_url)
+            .field("rpc_cookie", &self.rpc_cookie)
+            .field("rpc_user", &self.rpc_user)
+            .field(
+                "rpc_password",
+                &self.rpc_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("network", &self.network)
+            .field("key_file", &self.key_file)
+            .field("key_kind", &self.key_kind)
+            .field("fee_rate", &self.fee_rate)
+            .field("fee_conf_target", &self.fee_conf_target)
+            .field("fallback_fee_rate", &self.fallback_fee_rate)
+            .field("max_fee_rate", &self.max_fee_rate)
+            .field("bump_after_blocks", &self.bump_after_blocks)
+            .field("confirmations", &self.confirmations)
+            .field("genesis", &self.genesis)
+            .field("poll_ms", &self.poll_ms)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -77,6 +174,7 @@ impl Default for Config {
             operator_token: None,
             network: Network::Regtest,
             prove: true,
+            anchor: None,
         }
     }
 }
@@ -96,6 +194,7 @@ impl std::fmt::Debug for Config {
             )
             .field("network", &self.network)
             .field("prove", &self.prove)
+            .field("anchor", &self.anchor)
             .finish()
     }
 }
@@ -161,6 +260,7 @@ impl Config {
                 }
             };
         }
+        self.apply_anchor_env(&get)?;
         if let Some(v) = get("VEIL_NETWORK") {
             self.network = match v.as_str() {
                 "regtest" => Network::Regtest,
@@ -172,6 +272,57 @@ impl Config {
                     })
                 }
             };
+        }
+        Ok(())
+    }
+
+    fn apply_anchor_env(
+        &mut self,
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                message: e.to_string(),
+            })
+        }
+        if let Some(v) = get("VEIL_BITCOIN_RPC_URL") {
+            self.anchor
+                .get_or_insert_with(AnchorConfig::default)
+                .rpc_url = v;
+        }
+        let Some(a) = self.anchor.as_mut() else {
+            return Ok(());
+        };
+        if let Some(v) = get("VEIL_BITCOIN_RPC_COOKIE") {
+            a.rpc_cookie = (!v.is_empty()).then(|| PathBuf::from(v));
+        }
+        if let Some(v) = get("VEIL_BITCOIN_RPC_USER") {
+            a.rpc_user = (!v.is_empty()).then_some(v);
+        }
+        if let Some(v) = get("VEIL_BITCOIN_RPC_PASSWORD") {
+            a.rpc_password = (!v.is_empty()).then_some(v);
+        }
+        if let Some(v) = get("VEIL_BITCOIN_NETWORK") {
+            a.network = v;
+        }
+        if let Some(v) = get("VEIL_OPERATOR_KEY_FILE") {
+            a.key_file = (!v.is_empty()).then(|| PathBuf::from(v));
+        }
+        if let Some(v) = get("VEIL_ANCHOR_KEY_KIND") {
+            a.key_kind = v;
+        }
+        if let Some(v) = get("VEIL_ANCHOR_FEE_RATE") {
+            a.fee_rate = Some(num("VEIL_ANCHOR_FEE_RATE", &v)?);
+        }
+        if let Some(v) = get("VEIL_ANCHOR_CONFIRMATIONS") {
+            a.confirmations = num("VEIL_ANCHOR_CONFIRMATIONS", &v)?;
+        }
+        if let Some(v) = get("VEIL_ANCHOR_GENESIS") {
+            a.genesis = (!v.is_empty()).then_some(v);
         }
         Ok(())
     }
@@ -235,6 +386,41 @@ mod tests {
                 ..
             }
         ));
+        // Anchoring: off by default, on with an [anchor] table or VEIL_BITCOIN_RPC_URL.
+        assert!(c.anchor.is_none());
+        let a = Config::from_toml(
+            "[anchor]\nrpc_url = \"http://127.0.0.1:1\"\nrpc_password = \"hunter2\"\nconfirmations = 2\n",
+        )
+        .unwrap();
+        let anchor = a.anchor.clone().unwrap();
+        assert_eq!(anchor.confirmations, 2);
+        assert_eq!(anchor.key_kind, "p2tr");
+        assert!(!format!("{a:?}").contains("hunter2"));
+        assert!(Config::from_toml("[anchor]\nbogus = 1\n").is_err());
+        let env: HashMap<&str, &str> = [
+            ("VEIL_BITCOIN_RPC_URL", "http://127.0.0.1:2"),
+            ("VEIL_BITCOIN_RPC_COOKIE", "/tmp/.cookie"),
+            ("VEIL_ANCHOR_KEY_KIND", "p2wpkh"),
+            ("VEIL_ANCHOR_FEE_RATE", "7"),
+            ("VEIL_ANCHOR_CONFIRMATIONS", "1"),
+            ("VEIL_ANCHOR_GENESIS", "00:1"),
+        ]
+        .into();
+        let mut c5 = Config::default();
+        c5.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        let anchor = c5.anchor.unwrap();
+        assert_eq!(anchor.rpc_url, "http://127.0.0.1:2");
+        assert_eq!(anchor.rpc_cookie, Some(PathBuf::from("/tmp/.cookie")));
+        assert_eq!(anchor.key_kind, "p2wpkh");
+        assert_eq!(anchor.fee_rate, Some(7));
+        assert_eq!(anchor.confirmations, 1);
+        assert_eq!(anchor.genesis.as_deref(), Some("00:1"));
+        // Without an RPC URL the other anchor variables do not turn anchoring on.
+        let mut c6 = Config::default();
+        c6.apply_env(|k| (k == "VEIL_ANCHOR_CONFIRMATIONS").then(|| "3".to_string()))
+            .unwrap();
+        assert!(c6.anchor.is_none());
+
         let c4 = Config {
             batch_size: 3,
             ..Config::default()

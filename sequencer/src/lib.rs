@@ -1,11 +1,13 @@
 //! Veil's sequencer (DESIGN §9, §10): accepts transfers over HTTP, validates them against the
 //! rollup state and the mempool, stores them durably in redb, seals batches, proves them in the
-//! background and serves state, notes, paths, nullifiers, batches and proofs.
+//! background, anchors proven batches on Bitcoin (when configured) and serves state, notes,
+//! paths, nullifiers, batches, proofs and anchors.
 //!
 //! [`start`] binds the API (port 0 allowed: [`RunningNode::addr`] is the bound address) and
-//! spawns the sealer and, given a proving key, the prover; [`run`] does the same until a shutdown
-//! future resolves.
+//! spawns the sealer, given a proving key the prover, and with an `[anchor]` config the
+//! anchorer; [`run`] does the same until a shutdown future resolves.
 
+pub mod anchoring;
 pub mod api;
 pub mod config;
 pub mod node;
@@ -79,10 +81,23 @@ pub async fn start(
         .await
         .map_err(|e| NodeError::Task(e.to_string()))??;
     let node = Arc::new(node);
+    let anchorer = match &config.anchor {
+        Some(a) => {
+            let (node2, a, dir) = (node.clone(), a.clone(), config.data_dir.clone());
+            let anchorer =
+                tokio::task::spawn_blocking(move || anchoring::Anchorer::new(node2, &a, &dir))
+                    .await
+                    .map_err(|e| NodeError::Task(e.to_string()))?
+                    .map_err(|e| NodeError::Config(e.to_string()))?;
+            Some(Arc::new(anchorer))
+        }
+        None => None,
+    };
     let (tx, rx) = watch::channel(false);
     let ctx = Arc::new(api::ApiContext {
         node: node.clone(),
         operator_token: config.operator_token.clone(),
+        anchorer: anchorer.clone(),
     });
     let mut server_rx = rx.clone();
     let (addr, server) = warp::serve(api::routes(ctx))
@@ -99,6 +114,9 @@ pub async fn start(
         config.max_wait(),
         rx.clone(),
     )));
+    if let Some(a) = anchorer {
+        tasks.push(tokio::spawn(a.run(rx.clone())));
+    }
     match proving_key {
         Some(_) if !config.prove => {
             tracing::warn!("proving paused (prove = false): batches are sealed but not proven")

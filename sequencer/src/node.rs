@@ -37,7 +37,9 @@ use veil_circuits::note::{nullifier, NOTE_CIPHERTEXT_LEN};
 use veil_circuits::tree::MerklePath;
 use veil_circuits::{RollupState, StateSummary, Transfer, TransferError};
 
-use crate::store::{BatchRecord, NoteEntry, SealWrite, Store, StoreError, TransferState};
+use crate::store::{
+    AnchorRecord, AnchorStatus, BatchRecord, NoteEntry, SealWrite, Store, StoreError, TransferState,
+};
 
 /// Hex SHA-256 of a transfer's public data.
 pub type TransferId = String;
@@ -61,6 +63,8 @@ pub enum Status {
     Batched(u64),
     /// Batch `n` is proven.
     Proven(u64),
+    /// Batch `n` is anchored on Bitcoin (the required confirmations) by this transaction id.
+    Anchored(u64, String),
     /// Dropped at sealing.
     Rejected(String),
 }
@@ -161,6 +165,18 @@ pub struct Metrics {
     pub accepted: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     proving_micros: AtomicU64,
+    /// Batches anchored with the required confirmations, counted from batch 0 without gaps.
+    pub anchored_height: AtomicU64,
+    /// Batches with a signed (persisted) anchor.
+    pub anchor_signed_height: AtomicU64,
+    /// Anchor transactions broadcast (first broadcasts, re-broadcasts and fee bumps).
+    pub anchor_broadcasts: AtomicU64,
+    /// RBF fee bumps.
+    pub anchor_fee_bumps: AtomicU64,
+    /// Anchors seen leaving the best chain.
+    pub anchor_reorgs: AtomicU64,
+    /// Anchoring passes that failed (Bitcoin Core unreachable, refusals).
+    pub anchor_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -216,6 +232,8 @@ pub struct BatchView {
     pub record: BatchRecord,
     /// Its compressed proof, once proven.
     pub proof: Option<Vec<u8>>,
+    /// Its Bitcoin anchor, once signed.
+    pub anchor: Option<AnchorRecord>,
 }
 
 struct PendingTransfer {
@@ -413,6 +431,8 @@ pub struct Node {
     pub seal_wanted: Arc<Notify>,
     /// Woken when a batch is sealed (the prover picks it up).
     pub prove_wanted: Notify,
+    /// Woken when a batch is proven or an anchoring pass is asked for (the anchorer runs).
+    pub anchor_wanted: Notify,
 }
 
 impl Drop for Node {
@@ -519,6 +539,7 @@ impl Node {
             metrics,
             seal_wanted,
             prove_wanted: Notify::new(),
+            anchor_wanted: Notify::new(),
         })
     }
 
@@ -749,6 +770,7 @@ impl Node {
         drop(inner);
         self.metrics.add_proving_time(took);
         tracing::info!(batch = n, seconds = took.as_secs_f64(), "batch proven");
+        self.anchor_wanted.notify_one();
         Ok(())
     }
 
@@ -771,6 +793,13 @@ impl Node {
             return Ok(None);
         };
         let proven_height = self.lock().proven_height;
+        if let TransferState::Batched(n) = rec.state {
+            if let Some(a) = self.store().anchor(n)? {
+                if a.status == AnchorStatus::Anchored {
+                    return Ok(Some(Status::Anchored(n, txid_hex(&a.current().txid))));
+                }
+            }
+        }
         Ok(Some(match rec.state {
             TransferState::Pending { .. } => Status::Pending,
             TransferState::Batched(n) if n < proven_height => Status::Proven(n),
@@ -810,8 +839,45 @@ impl Node {
             return Ok(None);
         };
         let proof = self.store().proof(n)?;
-        Ok(Some(BatchView { record, proof }))
+        let anchor = self.store().anchor(n)?;
+        Ok(Some(BatchView {
+            record,
+            proof,
+            anchor,
+        }))
     }
+
+    /// Batch `n`'s anchor record.
+    pub fn anchor(&self, n: u64) -> Result<Option<AnchorRecord>, NodeError> {
+        Ok(self.store().anchor(n)?)
+    }
+
+    /// Every anchor record from batch `from` on.
+    pub fn anchors_from(&self, from: u64) -> Result<Vec<AnchorRecord>, NodeError> {
+        Ok(self.store().anchors_from(from)?)
+    }
+
+    /// Number of batches with a (signed, persisted) anchor.
+    pub fn anchor_count(&self) -> Result<u64, NodeError> {
+        Ok(self.store().anchor_count()?)
+    }
+
+    /// Durably stores the anchor of the next batch (see [`Store::insert_anchor`]).
+    pub fn insert_anchor(&self, rec: &AnchorRecord) -> Result<(), NodeError> {
+        Ok(self.store().insert_anchor(rec)?)
+    }
+
+    /// Durably replaces an anchor record (see [`Store::update_anchor`]).
+    pub fn update_anchor(&self, rec: &AnchorRecord) -> Result<(), NodeError> {
+        Ok(self.store().update_anchor(rec)?)
+    }
+}
+
+/// A txid (internal byte order) as Bitcoin displays it (reversed hex).
+pub fn txid_hex(txid: &[u8; 32]) -> String {
+    let mut b = *txid;
+    b.reverse();
+    hex::encode(b)
 }
 
 /// Runs every state-independent rule of `t` (see [`Prechecked`]).

@@ -1,5 +1,6 @@
 //! Durable storage of the sequencer in redb (DESIGN §10): accepted transfers, the mempool order,
-//! sealed batches, proofs, published notes and metadata. Records are postcard-encoded.
+//! sealed batches, proofs, published notes, Bitcoin anchors and metadata. Records are
+//! postcard-encoded.
 //!
 //! Every mutation is one write transaction committed with redb's default
 //! `Durability::Immediate`, so a caller that got `Ok` knows the change survives a crash.
@@ -32,6 +33,8 @@ const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
 const PROOFS: TableDefinition<u64, &[u8]> = TableDefinition::new("proofs");
 /// Note position -> [`NoteEntry`] (published commitments and ciphertexts, for wallet scanning).
 const NOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("notes");
+/// Batch number -> [`AnchorRecord`] (the Bitcoin anchor of a proven batch, DESIGN §11).
+const ANCHORS: TableDefinition<u64, &[u8]> = TableDefinition::new("anchors");
 /// Named metadata values (postcard).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -197,6 +200,78 @@ pub struct NoteEntry {
     pub ciphertext: Vec<u8>,
 }
 
+/// Where an anchor transaction is, as the anchorer last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnchorStatus {
+    /// Signed and persisted, not (yet) seen by the Bitcoin node: broadcast it.
+    Signed,
+    /// In the Bitcoin node's mempool, not in the best chain.
+    Unconfirmed,
+    /// In the best chain with fewer confirmations than required.
+    Confirmed,
+    /// In the best chain with at least the required confirmations.
+    Anchored,
+}
+
+impl AnchorStatus {
+    /// `signed`, `unconfirmed`, `confirmed` or `anchored`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnchorStatus::Signed => "signed",
+            AnchorStatus::Unconfirmed => "unconfirmed",
+            AnchorStatus::Confirmed => "confirmed",
+            AnchorStatus::Anchored => "anchored",
+        }
+    }
+}
+
+/// One signed version of an anchor transaction (the first, or an RBF fee bump of it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorVersion {
+    /// Transaction id, in Bitcoin's internal byte order.
+    pub txid: [u8; 32],
+    /// The signed transaction, consensus-encoded.
+    pub raw_tx: Vec<u8>,
+    /// Absolute fee in satoshis.
+    pub fee_sat: u64,
+    /// The fee rate it was built for, sat/kwu.
+    pub target_sat_per_kwu: u64,
+}
+
+/// The anchor of one proven batch: every version ever signed (oldest first; each persisted
+/// before it was broadcast) and where it is on Bitcoin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorRecord {
+    /// The batch it anchors.
+    pub batch: u64,
+    /// Value (sat) of the output every version spends (its outpoint is in the transaction).
+    pub prev_value_sat: u64,
+    /// Script of the output every version spends.
+    pub prev_script: Vec<u8>,
+    /// Signed versions, oldest first; the last is the one broadcast now.
+    pub versions: Vec<AnchorVersion>,
+    /// Status.
+    pub status: AnchorStatus,
+    /// Index into `versions` of the version in the best chain, when confirmed.
+    pub confirmed: Option<usize>,
+    /// Hash (internal byte order) of the block holding it, when confirmed.
+    pub block_hash: Option<[u8; 32]>,
+    /// Height of that block.
+    pub block_height: Option<u64>,
+    /// Confirmations when last checked (0 unless confirmed).
+    pub confirmations: u64,
+    /// Bitcoin tip height when the current version was broadcast (for fee bumps).
+    pub broadcast_height: Option<u64>,
+}
+
+impl AnchorRecord {
+    /// The version confirmed, else the latest.
+    pub fn current(&self) -> &AnchorVersion {
+        let i = self.confirmed.unwrap_or(self.versions.len() - 1);
+        &self.versions[i]
+    }
+}
+
 /// Counters kept in the meta table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Meta {
@@ -243,6 +318,7 @@ impl Store {
             txn.open_table(BATCHES)?;
             txn.open_table(PROOFS)?;
             txn.open_table(NOTES)?;
+            txn.open_table(ANCHORS)?;
             let mut meta = txn.open_table(META)?;
             let stored = meta
                 .get(META_SHAPE)?
@@ -493,6 +569,95 @@ impl Store {
         Ok(out)
     }
 
+    /// Batch `n`'s anchor record.
+    pub fn anchor(&self, n: u64) -> Result<Option<AnchorRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ANCHORS)?;
+        let v = t.get(n)?;
+        v.map(|v| decode(v.value(), "anchor")).transpose()
+    }
+
+    /// Every anchor record from batch `from` on, in batch order.
+    pub fn anchors_from(&self, from: u64) -> Result<Vec<AnchorRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ANCHORS)?;
+        let mut out = Vec::new();
+        for entry in t.range(from..)? {
+            let (_, v) = entry?;
+            out.push(decode(v.value(), "anchor")?);
+        }
+        Ok(out)
+    }
+
+    /// Number of batches with an anchor record (they are made in order from batch 0).
+    pub fn anchor_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(ANCHORS)?.len()?)
+    }
+
+    /// Stores a NEW anchor record (durable on `Ok`, before its transaction is broadcast). It
+    /// must be for the next batch in order, which must be proven: a batch is never anchored
+    /// twice nor skipped.
+    pub fn insert_anchor(&self, rec: &AnchorRecord) -> Result<(), StoreError> {
+        if rec.versions.is_empty() {
+            return Err(StoreError::Corrupt(
+                "anchor record without a version".into(),
+            ));
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(ANCHORS)?;
+            let count = t.len()?;
+            if rec.batch != count {
+                return Err(StoreError::Corrupt(format!(
+                    "anchoring batch {} with {count} anchors stored",
+                    rec.batch
+                )));
+            }
+            let meta = txn.open_table(META)?;
+            let proven: u64 = match meta.get(META_PROVEN_HEIGHT)? {
+                Some(v) => decode(v.value(), "proven height")?,
+                None => 0,
+            };
+            if rec.batch >= proven {
+                return Err(StoreError::Corrupt(format!(
+                    "anchoring batch {} at proven height {proven}",
+                    rec.batch
+                )));
+            }
+            t.insert(rec.batch, encode(rec).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Replaces an existing anchor record (status updates, fee bumps). Versions are only ever
+    /// appended: the stored versions must be a prefix of the new record's.
+    pub fn update_anchor(&self, rec: &AnchorRecord) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(ANCHORS)?;
+            let old: AnchorRecord = match t.get(rec.batch)? {
+                Some(v) => decode(v.value(), "anchor")?,
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "updating the missing anchor of batch {}",
+                        rec.batch
+                    )))
+                }
+            };
+            if !rec.versions.starts_with(&old.versions) {
+                return Err(StoreError::Corrupt(format!(
+                    "update of batch {}'s anchor drops a signed version",
+                    rec.batch
+                )));
+            }
+            t.insert(rec.batch, encode(rec).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Number of stored transfers (all states).
     pub fn transfer_count(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
@@ -587,6 +752,62 @@ mod tests {
             Store::open(dir.path(), other),
             Err(StoreError::ShapeMismatch { .. })
         ));
+    }
+
+    fn anchor(n: u64, txid: u8) -> AnchorRecord {
+        AnchorRecord {
+            batch: n,
+            prev_value_sat: 1000,
+            prev_script: vec![0x51],
+            versions: vec![AnchorVersion {
+                txid: [txid; 32],
+                raw_tx: vec![1, 2, 3],
+                fee_sat: 200,
+                target_sat_per_kwu: 250,
+            }],
+            status: AnchorStatus::Signed,
+            confirmed: None,
+            block_hash: None,
+            block_height: None,
+            confirmations: 0,
+            broadcast_height: None,
+        }
+    }
+
+    #[test]
+    fn anchors_are_made_in_order_for_proven_batches_and_keep_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), shape()).unwrap();
+            // Not proven yet.
+            assert!(store.insert_anchor(&anchor(0, 1)).is_err());
+            store.store_proof(0, &[1u8; 128]).unwrap();
+            store.store_proof(1, &[2u8; 128]).unwrap();
+            // Out of order.
+            assert!(store.insert_anchor(&anchor(1, 1)).is_err());
+            store.insert_anchor(&anchor(0, 1)).unwrap();
+            // Twice.
+            assert!(store.insert_anchor(&anchor(0, 9)).is_err());
+            store.insert_anchor(&anchor(1, 2)).unwrap();
+            assert!(store.insert_anchor(&anchor(2, 3)).is_err());
+            let mut bumped = anchor(1, 2);
+            bumped.versions.push(anchor(1, 4).versions[0].clone());
+            bumped.status = AnchorStatus::Unconfirmed;
+            store.update_anchor(&bumped).unwrap();
+            // A version can never be dropped.
+            assert!(store.update_anchor(&anchor(1, 4)).is_err());
+            assert!(store.update_anchor(&anchor(5, 4)).is_err());
+        }
+        let store = Store::open(dir.path(), shape()).unwrap();
+        assert_eq!(store.anchor_count().unwrap(), 2);
+        let all = store.anchors_from(0).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], anchor(0, 1));
+        assert_eq!(all[1].versions.len(), 2);
+        assert_eq!(all[1].current().txid, [4u8; 32]);
+        assert_eq!(store.anchor(1).unwrap().unwrap(), all[1]);
+        assert_eq!(store.anchors_from(1).unwrap().len(), 1);
+        assert!(store.anchor(2).unwrap().is_none());
     }
 
     #[test]

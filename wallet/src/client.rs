@@ -160,6 +160,15 @@ pub struct TransferStatus {
 /// `GET /v1/state` (the fields the wallet reads).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct NodeState {
+    /// Transfers per batch (absent from older nodes).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Tree depth (absent from older nodes).
+    #[serde(default)]
+    pub depth: Option<usize>,
+    /// Batches anchored on Bitcoin (absent from older nodes).
+    #[serde(default)]
+    pub anchored_height: Option<u64>,
     /// State root (hex).
     pub state_root: String,
     /// Note root (hex).
@@ -187,6 +196,35 @@ pub struct BatchInfo {
     pub public_inputs: BatchPublicInputs,
     /// Compressed Groth16 proof (hex), once proven.
     pub proof: Option<String>,
+    /// The Bitcoin anchor, once signed (nodes without anchoring send `null`).
+    #[serde(default)]
+    pub anchor: Option<AnchorInfo>,
+}
+
+/// The `anchor` of `GET /v1/batches/{n}` (DESIGN §11), as the node reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct AnchorInfo {
+    /// The confirmed version's txid, else the newest version's.
+    pub txid: String,
+    /// `signed`, `unconfirmed`, `confirmed` or `anchored`.
+    pub status: String,
+    /// Confirmations when the node last looked.
+    pub confirmations: u64,
+    /// Block holding it, when confirmed.
+    #[serde(default)]
+    pub block_hash: Option<String>,
+    /// That block's height.
+    #[serde(default)]
+    pub block_height: Option<u64>,
+    /// Fee in satoshis.
+    #[serde(default)]
+    pub fee_sat: u64,
+    /// Virtual size in vbytes.
+    #[serde(default)]
+    pub vsize: Option<u64>,
+    /// Every signed version (fee bumps), oldest first.
+    #[serde(default)]
+    pub versions: Vec<String>,
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,8 @@
 //! A throwaway regtest `bitcoind` for integration tests: finds the binary (`$VEIL_BITCOIND`, then
 //! `PATH`, then the `make bitcoind` cache), starts it on a free loopback port with a temporary
-//! datadir, waits for RPC, and stops it by PID when dropped.
+//! datadir, waits for RPC, and stops it by PID when dropped. [`Bitcoind::stop`] and
+//! [`Bitcoind::restart`] take it down and bring it back on the same port and datadir (tests of
+//! a Bitcoin node that goes away).
 //!
 //! Other test crates can include this file with
 //! `#[path = "../../verifier/tests/support/bitcoind.rs"] mod bitcoind;` (it needs `tempfile` and
@@ -89,6 +91,7 @@ pub struct Bitcoind {
     /// RPC port.
     pub port: u16,
     pid: u32,
+    exe: PathBuf,
     datadir: tempfile::TempDir,
 }
 
@@ -127,43 +130,13 @@ impl Bitcoind {
                 .tempdir()
                 .map_err(|e| format!("temporary datadir: {e}"))?;
             let port = free_port();
-            let dir = datadir.path();
-            let pid_file = dir.join("bitcoind.pid");
-            let output = Command::new(exe)
-                .arg("-regtest")
-                .arg(format!("-datadir={}", dir.display()))
-                .args([
-                    "-daemonwait",
-                    "-server",
-                    "-listen=0",
-                    "-rpcbind=127.0.0.1",
-                    "-rpcallowip=127.0.0.1",
-                ])
-                .arg(format!("-rpcport={port}"))
-                .arg(format!("-rpcuser={RPC_USER}"))
-                .arg(format!("-rpcpassword={RPC_PASSWORD}"))
-                .args(["-txindex=1", "-fallbackfee=0.0001", "-printtoconsole=0"])
-                .arg(format!("-pid={}", pid_file.display()))
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("running {}: {e}", exe.display()))?;
-            if !output.status.success() {
-                let log = std::fs::read_to_string(dir.join("regtest").join("debug.log"))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                last_error = format!(
-                    "bitcoind exited with {}: {} {}",
-                    output.status,
-                    String::from_utf8_lossy(&output.stderr).trim(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                );
-                continue;
-            }
-            let pid: u32 = std::fs::read_to_string(&pid_file)
-                .map_err(|e| format!("reading {}: {e}", pid_file.display()))?
-                .trim()
-                .parse()
-                .map_err(|e| format!("pid file {}: {e}", pid_file.display()))?;
+            let pid = match launch(exe, datadir.path(), port)? {
+                Ok(pid) => pid,
+                Err(e) => {
+                    last_error = e;
+                    continue;
+                }
+            };
             let url = format!("http://127.0.0.1:{port}");
             let mut config = RpcConfig::new(
                 url.clone(),
@@ -181,12 +154,40 @@ impl Bitcoind {
                 url,
                 port,
                 pid,
+                exe: exe.to_owned(),
                 datadir,
             };
             node.wait_for_rpc(Duration::from_secs(60)).await?;
             return Ok(node);
         }
         Err(last_error)
+    }
+
+    /// Stops the node (RPC `stop`, then waits for the process to exit); the datadir stays.
+    pub async fn stop(&self) {
+        let _ = self.rpc.stop().await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.alive() {
+            assert!(
+                Instant::now() < deadline,
+                "bitcoind {} did not stop",
+                self.pid
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts the stopped node again on the same port with the same datadir (its chain and
+    /// mempool, which Core saves on shutdown, come back) and waits for RPC.
+    pub async fn restart(&mut self) {
+        assert!(!self.alive(), "restart of a running bitcoind");
+        let pid = launch(&self.exe, self.datadir.path(), self.port)
+            .and_then(|r| r)
+            .unwrap_or_else(|e| panic!("restarting bitcoind: {e}"));
+        self.pid = pid;
+        self.wait_for_rpc(Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("restarted bitcoind: {e}"));
     }
 
     async fn wait_for_rpc(&self, limit: Duration) -> Result<(), String> {
@@ -219,6 +220,47 @@ impl Bitcoind {
                 .map(|s| s.contains(") Z "))
                 .unwrap_or(true)
     }
+}
+
+/// Runs `exe` as a regtest daemon in `dir` on `port` and returns its pid; the inner `Err` is a
+/// failed start worth retrying on another port, the outer one a setup failure.
+fn launch(exe: &Path, dir: &Path, port: u16) -> Result<Result<u32, String>, String> {
+    let pid_file = dir.join("bitcoind.pid");
+    let output = Command::new(exe)
+        .arg("-regtest")
+        .arg(format!("-datadir={}", dir.display()))
+        .args([
+            "-daemonwait",
+            "-server",
+            "-listen=0",
+            "-rpcbind=127.0.0.1",
+            "-rpcallowip=127.0.0.1",
+        ])
+        .arg(format!("-rpcport={port}"))
+        .arg(format!("-rpcuser={RPC_USER}"))
+        .arg(format!("-rpcpassword={RPC_PASSWORD}"))
+        .args(["-txindex=1", "-fallbackfee=0.0001", "-printtoconsole=0"])
+        .arg(format!("-pid={}", pid_file.display()))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", exe.display()))?;
+    if !output.status.success() {
+        let log =
+            std::fs::read_to_string(dir.join("regtest").join("debug.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        return Ok(Err(format!(
+            "bitcoind exited with {}: {} {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        )));
+    }
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .map_err(|e| format!("reading {}: {e}", pid_file.display()))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("pid file {}: {e}", pid_file.display()))?;
+    Ok(Ok(pid))
 }
 
 impl Drop for Bitcoind {

@@ -1,0 +1,431 @@
+//! `veil verify-chain`: audits a node's whole history against Bitcoin (DESIGN §11). Downloads
+//! every batch, recomputes each `batch_hash` from the published transfers, checks the state
+//! roots chain from the genesis root, verifies every proof with one multi-pairing (and, if that
+//! fails, one by one to name the bad ones), then fetches each anchor transaction from Bitcoin
+//! Core and checks that it is in the best chain, that its `OP_RETURN` payload commits to the
+//! batch's number, new state root and `sha256(proof || batch_hash)`, and that the anchors form
+//! one unbroken chain of spends (anchor `n` spends anchor `n - 1`'s change output).
+//!
+//! Only the node's published data, the verifying key and Bitcoin are trusted; the txid the node
+//! names is just where to look (a block hash hint lets Bitcoin Core without `-txindex` find a
+//! confirmed anchor). Exit 0 when everything holds; otherwise exit 1 with one line per problem,
+//! each naming its batch (`batch N: ...`); exit 2 with one `error: ...` line when the node or
+//! Bitcoin Core cannot be queried at all.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+use ark_bn254::Bn254;
+use ark_groth16::Proof;
+use bitcoin::{BlockHash, OutPoint, Transaction, Txid};
+use serde_json::{json, Value};
+use veil_circuits::batch::BatchPublicInputs;
+use veil_circuits::field::to_hex;
+use veil_circuits::Fr;
+use veil_prover::keys::{self, KeyKind};
+use veil_prover::proof::proof_from_hex;
+use veil_verifier::anchor::tx::CHANGE_VOUT;
+use veil_verifier::anchor::{AnchorPayload, BitcoinRpc, RpcAuth, RpcConfig};
+use veil_wallet::client::BatchInfo;
+use veil_wallet::NodeClient;
+
+use crate::util;
+
+/// Arguments of `veil verify-chain`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Node URL.
+    #[arg(long, default_value = crate::wallet::DEFAULT_NODE)]
+    node: String,
+    /// Bitcoin Core JSON-RPC URL (e.g. http://127.0.0.1:8332).
+    #[arg(long)]
+    bitcoin_rpc: String,
+    /// Bitcoin Core's `.cookie` file.
+    #[arg(long, conflicts_with_all = ["rpc_user", "rpc_password"])]
+    rpc_cookie: Option<PathBuf>,
+    /// RPC user (with --rpc-password).
+    #[arg(long, requires = "rpc_password")]
+    rpc_user: Option<String>,
+    /// RPC password (with --rpc-user).
+    #[arg(long, requires = "rpc_user")]
+    rpc_password: Option<String>,
+    /// Verifying key file, or a directory holding `vk-B{B}-D{D}.bin` for the node's shape.
+    #[arg(long, default_value = "keys")]
+    vk: PathBuf,
+    /// The genesis outpoint (TXID:VOUT) batch 0's anchor must spend; unchecked if not given
+    /// (the one found is printed).
+    #[arg(long)]
+    genesis: Option<String>,
+    /// Confirmations each anchor needs.
+    #[arg(long, default_value_t = 1)]
+    min_confirmations: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one batch's checks derived (for its anchor's checks).
+struct Derived {
+    new_root: Fr,
+    batch_hash: Fr,
+    proof_bytes: Vec<u8>,
+}
+
+struct Problems(Vec<(u64, String)>);
+
+impl Problems {
+    fn add(&mut self, batch: u64, msg: impl Into<String>) {
+        self.0.push((batch, msg.into()));
+    }
+}
+
+fn resolve_vk(vk: &Path, batch_size: Option<usize>, depth: Option<usize>) -> Result<PathBuf> {
+    if !vk.is_dir() {
+        return Ok(vk.to_owned());
+    }
+    let (Some(b), Some(d)) = (batch_size, depth) else {
+        bail!(
+            "the node does not report its shape: pass the verifying key file to --vk instead of {}",
+            vk.display()
+        );
+    };
+    let shape = util::shape(b, d)?;
+    Ok(vk.join(keys::key_file_name(KeyKind::Verifying, shape)))
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let auth = match (&args.rpc_cookie, &args.rpc_user, &args.rpc_password) {
+        (Some(c), _, _) => RpcAuth::CookieFile(c.clone()),
+        (None, Some(u), Some(p)) => RpcAuth::UserPass {
+            user: u.clone(),
+            password: p.clone(),
+        },
+        _ => bail!(
+            "give Bitcoin Core's credentials: --rpc-cookie FILE or --rpc-user U --rpc-password P"
+        ),
+    };
+    let expected_genesis = args
+        .genesis
+        .as_deref()
+        .map(|g| OutPoint::from_str(g).with_context(|| format!("--genesis {g:?} is not TXID:VOUT")))
+        .transpose()?;
+
+    // Everything from the node first (its client is blocking), then Bitcoin.
+    let client = NodeClient::new(&args.node)?;
+    let state = client.state()?;
+    let vk_path = resolve_vk(&args.vk, state.batch_size, state.depth)?;
+    let header = keys::read_header(&vk_path)?;
+    if header.kind != KeyKind::Verifying {
+        bail!("{} is not a verifying key", vk_path.display());
+    }
+    let shape = util::shape(header.batch_size as usize, header.depth as usize)?;
+    let vk = keys::load_verifying_key(&vk_path, shape)?;
+    let mut batches = Vec::with_capacity(state.batch_height as usize);
+    for n in 0..state.batch_height {
+        batches.push(
+            client
+                .batch(n)
+                .with_context(|| format!("downloading batch {n}"))?,
+        );
+    }
+
+    let mut problems = Problems(Vec::new());
+    let derived = check_batches(&batches, shape, &vk.vk, &mut problems)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let rpc = BitcoinRpc::new(RpcConfig::new(args.bitcoin_rpc.clone(), auth))?;
+    let (chain, genesis) = runtime.block_on(check_anchors(
+        &rpc,
+        &batches,
+        &derived,
+        expected_genesis,
+        args.min_confirmations,
+        &mut problems,
+    ))?;
+
+    let ok = problems.0.is_empty();
+    if args.json {
+        let list: Vec<Value> = problems
+            .0
+            .iter()
+            .map(|(b, m)| json!({"batch": b, "problem": m}))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "ok": ok,
+                "batches": batches.len(),
+                "chain": chain,
+                "genesis": genesis.map(|g| g.to_string()),
+                "vk_sha256": vk.sha256,
+                "problems": list,
+            })
+        );
+    } else if ok {
+        let last = batches
+            .last()
+            .map(|b| format!(", final root {}", to_hex(&b.public_inputs.new_state_root)))
+            .unwrap_or_default();
+        println!(
+            "ok: {} batches verified (one multi-pairing), roots chain from genesis{last}; {} anchors on {chain} chain from {}",
+            batches.len(),
+            batches.len(),
+            genesis.map_or_else(|| "-".to_owned(), |g| g.to_string()),
+        );
+    } else {
+        for (b, m) in &problems.0 {
+            println!("batch {b}: {m}");
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn check_batches(
+    batches: &[BatchInfo],
+    shape: veil_circuits::batch::BatchShape,
+    vk: &ark_groth16::VerifyingKey<Bn254>,
+    problems: &mut Problems,
+) -> Result<Vec<Option<Derived>>> {
+    let mut root = veil_verifier::genesis_state_root(shape.depth)?;
+    let mut items: Vec<(BatchPublicInputs, Proof<Bn254>)> = Vec::new();
+    let mut item_batch = Vec::new();
+    let mut derived = Vec::with_capacity(batches.len());
+    for (n, b) in batches.iter().enumerate() {
+        let n = n as u64;
+        if b.number != n {
+            problems.add(n, format!("the node sent batch {} instead", b.number));
+            derived.push(None);
+            continue;
+        }
+        let stated = b.public_inputs;
+        let hash =
+            match veil_verifier::batch_hash_from_published(n, shape.batch_size, &b.public_data) {
+                Ok(h) => h,
+                Err(e) => {
+                    problems.add(n, format!("published data: {e}"));
+                    derived.push(None);
+                    root = stated.new_state_root;
+                    continue;
+                }
+            };
+        if hash != stated.batch_hash {
+            problems.add(
+                n,
+                format!(
+                    "batch_hash {} stated by the node is not the hash of its published transfers ({})",
+                    to_hex(&stated.batch_hash),
+                    to_hex(&hash)
+                ),
+            );
+        }
+        if stated.old_state_root != root {
+            let from = if n == 0 {
+                "the genesis root".to_owned()
+            } else {
+                format!("batch {}'s new root", n - 1)
+            };
+            problems.add(
+                n,
+                format!(
+                    "old_state_root {} does not chain from {from} {}",
+                    to_hex(&stated.old_state_root),
+                    to_hex(&root)
+                ),
+            );
+        }
+        let inputs = BatchPublicInputs {
+            old_state_root: root,
+            new_state_root: stated.new_state_root,
+            batch_hash: hash,
+        };
+        root = stated.new_state_root;
+        let Some(proof_hex) = b.proof.as_deref() else {
+            problems.add(n, format!("not proven ({})", b.status));
+            derived.push(None);
+            continue;
+        };
+        let proof = match proof_from_hex(proof_hex) {
+            Ok(p) => p,
+            Err(e) => {
+                problems.add(n, format!("proof does not decode: {e}"));
+                derived.push(None);
+                continue;
+            }
+        };
+        items.push((inputs, proof));
+        item_batch.push(n);
+        derived.push(Some(Derived {
+            new_root: stated.new_state_root,
+            batch_hash: hash,
+            proof_bytes: hex::decode(proof_hex).context("proof hex")?,
+        }));
+    }
+    let pvk = veil_verifier::prepare(vk);
+    if !veil_verifier::verify_batch(&pvk, &items, &mut rand::rngs::OsRng)? {
+        for ((inputs, proof), n) in items.iter().zip(&item_batch) {
+            if !veil_verifier::verify(&pvk, inputs, proof)? {
+                problems.add(
+                    *n,
+                    "the proof does not verify for its published data and chained roots",
+                );
+            }
+        }
+    }
+    Ok(derived)
+}
+
+/// The transaction `txid` with its confirmations: from the mempool or `-txindex`, else from
+/// the hinted block (0 confirmations if that block is not in the best chain).
+async fn fetch_tx(
+    rpc: &BitcoinRpc,
+    txid: &Txid,
+    hint: Option<BlockHash>,
+) -> Result<Option<(Transaction, u64)>> {
+    if let Some(rt) = rpc.get_raw_transaction(txid).await? {
+        return Ok(Some((rt.tx, rt.confirmations)));
+    }
+    let Some(hash) = hint else {
+        return Ok(None);
+    };
+    let v: Value = match rpc
+        .call(
+            "getrawtransaction",
+            vec![
+                json!(txid.to_string()),
+                json!(true),
+                json!(hash.to_string()),
+            ],
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(veil_verifier::anchor::RpcError::Rpc { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let hex = v["hex"].as_str().context("getrawtransaction: no hex")?;
+    let tx: Transaction =
+        bitcoin::consensus::encode::deserialize_hex(hex).context("getrawtransaction: bad hex")?;
+    let confs = if v["in_active_chain"].as_bool() == Some(true) {
+        v["confirmations"].as_u64().unwrap_or(0)
+    } else {
+        0
+    };
+    Ok(Some((tx, confs)))
+}
+
+async fn check_anchors(
+    rpc: &BitcoinRpc,
+    batches: &[BatchInfo],
+    derived: &[Option<Derived>],
+    expected_genesis: Option<OutPoint>,
+    min_confirmations: u64,
+    problems: &mut Problems,
+) -> Result<(String, Option<OutPoint>)> {
+    let info = rpc
+        .get_blockchain_info()
+        .await
+        .context("querying Bitcoin Core")?;
+    let mut genesis = None;
+    let mut prev: Option<Txid> = None;
+    for (n, b) in batches.iter().enumerate() {
+        let n = n as u64;
+        let Some(a) = &b.anchor else {
+            problems.add(n, "not anchored");
+            prev = None;
+            continue;
+        };
+        let Ok(txid) = Txid::from_str(&a.txid) else {
+            problems.add(n, format!("anchor txid {:?} is not a txid", a.txid));
+            prev = None;
+            continue;
+        };
+        let hint = a
+            .block_hash
+            .as_deref()
+            .and_then(|h| BlockHash::from_str(h).ok());
+        let Some((tx, confs)) = fetch_tx(rpc, &txid, hint).await? else {
+            problems.add(n, format!("anchor {txid} is not known to Bitcoin Core"));
+            prev = None;
+            continue;
+        };
+        // Whatever else is wrong, the next anchor must spend this one.
+        let this_prev = prev.replace(txid);
+        if tx.compute_txid() != txid {
+            problems.add(
+                n,
+                format!("Bitcoin Core returned another transaction for {txid}"),
+            );
+            continue;
+        }
+        if confs < min_confirmations {
+            problems.add(
+                n,
+                format!("anchor {txid} has {confs} confirmations in the best chain, fewer than {min_confirmations}"),
+            );
+        }
+        match AnchorPayload::from_tx(&tx) {
+            Err(e) => problems.add(n, format!("anchor {txid} carries no Veil payload: {e}")),
+            Ok(p) => {
+                if p.batch_number != n {
+                    problems.add(n, format!("anchor {txid} is for batch {}", p.batch_number));
+                }
+                if let Some(d) = &derived[n as usize] {
+                    if p.new_state_root != d.new_root {
+                        problems.add(
+                            n,
+                            format!(
+                                "anchor {txid} commits to root {}, the batch's new root is {}",
+                                to_hex(&p.new_state_root),
+                                to_hex(&d.new_root)
+                            ),
+                        );
+                    }
+                    if !p.commits_to(&d.proof_bytes, &d.batch_hash) {
+                        problems.add(
+                            n,
+                            format!("anchor {txid}'s proof commitment is not sha256(proof || batch_hash) of the batch"),
+                        );
+                    }
+                }
+            }
+        }
+        if tx.input.len() != 1 {
+            problems.add(
+                n,
+                format!("anchor {txid} has {} inputs, not 1", tx.input.len()),
+            );
+            continue;
+        }
+        let spends = tx.input[0].previous_output;
+        if n == 0 {
+            genesis = Some(spends);
+            if let Some(g) = expected_genesis.filter(|g| *g != spends) {
+                problems.add(
+                    0,
+                    format!("anchor {txid} spends {spends}, not the genesis outpoint {g}"),
+                );
+            }
+        } else {
+            match this_prev {
+                Some(p) if spends == OutPoint::new(p, CHANGE_VOUT) => {}
+                Some(p) => problems.add(
+                    n,
+                    format!("anchor {txid} spends {spends}, not batch {}'s anchor change {p}:{CHANGE_VOUT}: the chain of anchors is broken", n - 1),
+                ),
+                // The previous anchor is already reported.
+                None => {}
+            }
+        }
+    }
+    Ok((info.chain, genesis))
+}

@@ -1,0 +1,787 @@
+//! Bitcoin anchoring end to end: a real regtest Bitcoin Core (the verifier's harness,
+//! `verifier/tests/support/bitcoind.rs`), the real `veil node` binary with anchoring configured
+//! (B = 2, D = 8, dev-seed keys cached under the target dir), and the real `veil anchor status`
+//! and `veil verify-chain`.
+//!
+//! - every batch is anchored with the right payload, anchors spend each other in order from the
+//!   genesis outpoint, transfers report `anchored`, and `veil verify-chain` exits 0; a tampered
+//!   batch and a wrong anchor payload make it exit 1 naming the batch;
+//! - Bitcoin Core down while batches are proven: the API and proving carry on, anchoring resumes
+//!   when it returns, no batch is skipped or anchored twice; then a reorg (`invalidateblock`)
+//!   that drops two anchors is noticed and both re-confirm without breaking the chain of spends;
+//! - the node killed right after persisting a signed anchor (the `abort-after-persist`
+//!   failpoint) broadcasts the same txid on restart; then a stuck anchor is fee-bumped (RBF) and
+//!   the next anchor spends the replacement.
+//!
+//! Skipped, with a notice, only when no `bitcoind` is found (`VEIL_BITCOIND=/path/to/bitcoind`).
+
+#[path = "../../verifier/tests/support/bitcoind.rs"]
+mod bitcoind;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bitcoin::{Address, Amount, Network, OutPoint, Txid};
+use bitcoind::{Bitcoind, RPC_PASSWORD, RPC_USER};
+use serde_json::{json, Value};
+use veil_circuits::batch::BatchShape;
+use veil_fixtures::Scenario;
+use veil_sequencer::TransferRequest;
+use veil_verifier::anchor::{build_anchor_tx, AnchorPayload, KeyKind, OperatorKey, PrevOut};
+use veil_wallet::client::BatchInfo;
+use veil_wallet::NodeClient;
+
+const TOKEN: &str = "anchor-test-token";
+/// Generous: a loaded 2-core machine takes minutes to load even a B = 2 proving key.
+const TIMEOUT: Duration = Duration::from_secs(400);
+
+fn shape() -> BatchShape {
+    BatchShape::new(2, 8).unwrap()
+}
+
+/// Dev keys (seed 1) for B = 2, D = 8 under the target dir; returns their directory.
+fn keys_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        veil_prover::load_or_setup_dev_keys(tmp, shape(), 1).expect("dev keys");
+        tmp.join("dev-seed-1")
+    })
+}
+
+fn veil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run veil")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A regtest node with a funded operator key: the coinbase of block 1 (mined to the operator,
+/// matured by 100 more blocks) is the genesis outpoint.
+struct Chain {
+    rt: tokio::runtime::Runtime,
+    btc: Bitcoind,
+    tmp: tempfile::TempDir,
+    key: OperatorKey,
+    key_file: PathBuf,
+    genesis: OutPoint,
+    miner: Address,
+}
+
+impl Chain {
+    fn start(test: &str, kind: KeyKind) -> Option<Chain> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let btc = rt.block_on(Bitcoind::start_or_skip(test))?;
+        let tmp = tempfile::tempdir().unwrap();
+        let key = OperatorKey::from_secret_bytes(&[0x11; 32]).unwrap();
+        let key_file = tmp.path().join("operator.key");
+        key.save(&key_file, Network::Regtest).unwrap();
+        let miner = OperatorKey::from_secret_bytes(&[0x22; 32])
+            .unwrap()
+            .address(KeyKind::P2wpkh, Network::Regtest);
+        let addr = key.address(kind, Network::Regtest);
+        let hashes = rt
+            .block_on(btc.rpc.generate_to_address(101, &addr))
+            .unwrap();
+        let block = rt.block_on(btc.rpc.get_block(&hashes[0])).unwrap();
+        let genesis = OutPoint::new(block.txdata[0].compute_txid(), 0);
+        Some(Chain {
+            rt,
+            btc,
+            tmp,
+            key,
+            key_file,
+            genesis,
+            miner,
+        })
+    }
+
+    fn mine(&self, n: u64) {
+        self.rt
+            .block_on(self.btc.rpc.generate_to_address(n, &self.miner))
+            .unwrap();
+    }
+
+    fn mempool(&self) -> Vec<Txid> {
+        self.rt.block_on(self.btc.rpc.get_raw_mempool()).unwrap()
+    }
+
+    fn tx(&self, txid: &str) -> veil_verifier::anchor::rpc::RawTransaction {
+        let txid = Txid::from_str(txid).unwrap();
+        self.rt
+            .block_on(self.btc.rpc.get_raw_transaction(&txid))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{txid} unknown to bitcoind"))
+    }
+
+    /// The node's TOML config (anchoring on, polling fast).
+    fn config(&self, data: &Path, port: u16, extra: &str) -> PathBuf {
+        let path = data.with_extension("toml");
+        let toml = format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nbatch_size = 2\ndepth = 8\n\
+             keys_dir = {keys:?}\nmax_wait_ms = 100\noperator_token = \"{TOKEN}\"\n\n\
+             [anchor]\nrpc_url = \"{url}\"\nrpc_user = \"{RPC_USER}\"\nrpc_password = \"{RPC_PASSWORD}\"\n\
+             network = \"regtest\"\nkey_file = {key:?}\npoll_ms = 150\nretry_max_ms = 1000\n{extra}",
+            keys = keys_dir(),
+            url = self.btc.url,
+            key = self.key_file,
+        );
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
+    fn verify_chain(&self, node: &str, genesis: Option<&str>) -> Output {
+        let keys = keys_dir().to_str().unwrap().to_owned();
+        let mut args = vec![
+            "verify-chain",
+            "--node",
+            node,
+            "--bitcoin-rpc",
+            &self.btc.url,
+            "--rpc-user",
+            RPC_USER,
+            "--rpc-password",
+            RPC_PASSWORD,
+            "--vk",
+            &keys,
+        ];
+        if let Some(g) = genesis {
+            args.extend(["--genesis", g]);
+        }
+        veil(&args)
+    }
+}
+
+/// The `veil node` process, killed when dropped.
+struct NodeProc {
+    child: Child,
+    log: PathBuf,
+    url: String,
+    client: NodeClient,
+}
+
+impl NodeProc {
+    fn start(config: &Path, port: u16, extra_args: &[&str], env: &[(&str, &str)]) -> NodeProc {
+        let log = config.with_extension(format!("{port}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
+        cmd.arg("node")
+            .arg("--config")
+            .arg(config)
+            .args(extra_args)
+            // Not plain `info`: ark-relations would Debug-format whole constraint systems.
+            .env("RUST_LOG", "warn,veil_sequencer=info,veil_verifier=info")
+            .env_remove("VEIL_OPERATOR_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start veil node");
+        let url = format!("http://127.0.0.1:{port}");
+        let mut node = NodeProc {
+            child,
+            log,
+            client: NodeClient::new(&url).unwrap(),
+            url,
+        };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            node.assert_running();
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "node not listening:\n{}",
+                node.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        node
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("veil node exited with {status}:\n{}", self.log());
+        }
+    }
+
+    fn deposit(&self, sc: &mut Scenario, to: &veil_circuits::SpendingKey, value: u64) -> String {
+        let t = sc.deposit(to, value);
+        let id = self
+            .client
+            .deposit(&TransferRequest::from(&t), TOKEN)
+            .unwrap();
+        sc.apply(std::slice::from_ref(&t)).unwrap();
+        id
+    }
+
+    fn batch(&self, n: u64) -> BatchInfo {
+        self.client.batch(n).unwrap()
+    }
+
+    fn metrics(&self) -> String {
+        reqwest::blocking::get(format!("{}/metrics", self.url))
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    fn post_anchor(&self) -> Value {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/v1/anchor", self.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        r.json().unwrap()
+    }
+
+    /// Polls `cond` (every 100 ms, running `step` first) until it holds.
+    fn wait(&mut self, what: &str, mut step: impl FnMut(), mut cond: impl FnMut(&Self) -> bool) {
+        let start = Instant::now();
+        loop {
+            self.assert_running();
+            step();
+            if cond(self) {
+                return;
+            }
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "timed out waiting for {what}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn anchored(&self, n: u64) -> bool {
+        self.client
+            .batch(n)
+            .ok()
+            .and_then(|b| b.anchor)
+            .is_some_and(|a| a.status == "anchored")
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks batches `0..n` are anchored on the chain with the right payloads, each anchor
+/// spending the previous one's change (anchor 0 the genesis outpoint). Returns the txids.
+fn check_anchor_chain(chain: &Chain, node: &NodeProc, n: u64) -> Vec<Txid> {
+    let mut txids = Vec::new();
+    let mut spends = chain.genesis;
+    for i in 0..n {
+        let b = node.batch(i);
+        let a = b
+            .anchor
+            .clone()
+            .unwrap_or_else(|| panic!("batch {i} has no anchor"));
+        let rt = chain.tx(&a.txid);
+        assert!(rt.confirmations >= 1, "anchor of batch {i} unconfirmed");
+        assert_eq!(
+            rt.blockhash.map(|h| h.to_string()),
+            a.block_hash,
+            "batch {i}"
+        );
+        let p = AnchorPayload::from_tx(&rt.tx).unwrap();
+        assert_eq!(p.batch_number, i);
+        assert_eq!(p.new_state_root, b.public_inputs.new_state_root);
+        let proof = hex::decode(b.proof.as_deref().unwrap()).unwrap();
+        assert!(
+            p.commits_to(&proof, &b.public_inputs.batch_hash),
+            "batch {i}"
+        );
+        assert_eq!(rt.tx.input.len(), 1);
+        assert_eq!(rt.tx.input[0].previous_output, spends, "batch {i}");
+        assert!(rt.tx.input[0].sequence.is_rbf());
+        let txid = rt.tx.compute_txid();
+        assert_eq!(txid.to_string(), a.txid);
+        spends = OutPoint::new(txid, 1);
+        txids.push(txid);
+    }
+    txids
+}
+
+/// Serves fixed JSON bodies by path (a node that publishes doctored data).
+fn serve_static(routes: HashMap<String, String>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&buf);
+            let path = req.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let (status, body) = match routes.get(&path) {
+                Some(b) => ("200 OK", b.clone()),
+                None => (
+                    "404 Not Found",
+                    json!({"error": {"code": "not_found", "message": "no such route"}}).to_string(),
+                ),
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// The node's `/v1/state` and `/v1/batches/{n}` bodies, by path.
+fn snapshot(node: &NodeProc, n: u64) -> HashMap<String, Value> {
+    let get = |p: &str| -> Value {
+        reqwest::blocking::get(format!("{}{p}", node.url))
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let mut m = HashMap::new();
+    m.insert("/v1/state".to_owned(), get("/v1/state"));
+    for i in 0..n {
+        let p = format!("/v1/batches/{i}");
+        m.insert(p.clone(), get(&p));
+    }
+    m
+}
+
+fn render(m: &HashMap<String, Value>) -> HashMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+}
+
+/// Asserts exit 1 and that every stdout line is `batch N: ...` with N in `batches`, each named.
+fn assert_problems(out: &Output, batches: &[u64]) -> String {
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    let mut named = Vec::new();
+    for line in stdout.lines() {
+        let n: u64 = line
+            .strip_prefix("batch ")
+            .and_then(|r| r.split(':').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a problem line: {line}"));
+        assert!(batches.contains(&n), "unexpected problem: {line}");
+        named.push(n);
+    }
+    for b in batches {
+        assert!(named.contains(b), "batch {b} not named:\n{stdout}");
+    }
+    stdout
+}
+
+#[test]
+fn every_batch_is_anchored_in_one_chain_and_verify_chain_checks_it() {
+    let Some(chain) = Chain::start(
+        "every_batch_is_anchored_in_one_chain_and_verify_chain_checks_it",
+        KeyKind::P2tr,
+    ) else {
+        return;
+    };
+    let data = chain.tmp.path().join("node");
+    let port = free_port();
+    // Genesis and confirmations by flag, the rest from the file.
+    let config = chain.config(&data, port, "fee_rate = 1\nbump_after_blocks = 100\n");
+    let genesis = chain.genesis.to_string();
+    let mut node = NodeProc::start(
+        &config,
+        port,
+        &["--anchor-genesis", &genesis, "--anchor-confirmations", "1"],
+        &[],
+    );
+    let mut sc = Scenario::new(shape(), 61);
+    let alice = sc.new_key();
+    let mut ids = Vec::new();
+    for (i, v) in [500u64, 70, 9].into_iter().enumerate() {
+        ids.push(node.deposit(&mut sc, &alice, v));
+        // One batch per deposit; a block per poll confirms each anchor in turn.
+        node.wait(
+            &format!("batch {i} anchored"),
+            || chain.mine(1),
+            |n| n.anchored(i as u64),
+        );
+    }
+    let txids = check_anchor_chain(&chain, &node, 3);
+    for (i, id) in ids.iter().enumerate() {
+        let s = node.client.transfer_status(id).unwrap();
+        assert_eq!(s.status, "anchored", "{s:?}");
+        assert_eq!(s.batch, Some(i as u64));
+    }
+    let v: Value = reqwest::blocking::get(format!("{}/v1/transfers/{}", node.url, ids[1]))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["txid"], txids[1].to_string());
+    let metrics = node.metrics();
+    assert!(metrics.contains("veil_anchored_height 3"), "{metrics}");
+    assert!(metrics.contains("veil_anchor_signed_height 3"), "{metrics}");
+    let status = node.post_anchor();
+    assert_eq!(status["anchored_height"], 3);
+    assert_eq!(status["anchors"].as_array().unwrap().len(), 3);
+    assert_eq!(status["last_error"], Value::Null);
+    // Every anchor paid about 1 sat/vB, as configured.
+    for a in status["anchors"].as_array().unwrap() {
+        assert_eq!(a["fee_sat"], a["vsize"], "{a}");
+    }
+
+    let out = veil(&["anchor", "status", "--node", &node.url]);
+    assert!(out.status.success(), "{out:?}");
+    let s = text(&out.stdout);
+    assert!(s.starts_with("3 batches, 3 proven, 3 anchored"), "{s}");
+    for (i, t) in txids.iter().enumerate() {
+        assert!(s.contains(&format!("batch {i}: {t} anchored")), "{s}");
+    }
+    let out = veil(&["anchor", "status", "--node", &node.url, "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["batches"][2]["anchor"]["txid"], txids[2].to_string());
+
+    let out = chain.verify_chain(&node.url, Some(&genesis));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let line = text(&out.stdout);
+    assert!(line.starts_with("ok: 3 batches verified"), "{line}");
+    assert!(line.contains(&genesis), "{line}");
+    // Another genesis is a problem of batch 0.
+    let other = OutPoint::new(chain.genesis.txid, 1).to_string();
+    assert_problems(&chain.verify_chain(&node.url, Some(&other)), &[0]);
+
+    // A node publishing batch 1 with batch 0's proof: its proof and anchor commitment fail.
+    let honest = snapshot(&node, 3);
+    let mut m = honest.clone();
+    let proof0 = m["/v1/batches/0"]["proof"].clone();
+    m.get_mut("/v1/batches/1").unwrap()["proof"] = proof0;
+    let fake = serve_static(render(&m));
+    let s = assert_problems(&chain.verify_chain(&fake, Some(&genesis)), &[1]);
+    assert!(s.contains("does not verify"), "{s}");
+    assert!(s.contains("proof commitment"), "{s}");
+    // A doctored fee in batch 2's published data: its batch hash no longer matches.
+    let mut m = honest.clone();
+    m.get_mut("/v1/batches/2").unwrap()["public_data"][0]["fee"] = json!(1);
+    let s = assert_problems(&chain.verify_chain(&serve_static(render(&m)), None), &[2]);
+    assert!(s.contains("batch_hash"), "{s}");
+
+    // A wrong anchor payload: a real transaction on Bitcoin, signed by the operator, committing
+    // to another root for batch 2, which a node names as batch 2's anchor.
+    let b2 = node.batch(2);
+    let proof2 = hex::decode(b2.proof.as_deref().unwrap()).unwrap();
+    let wrong = AnchorPayload::new(
+        2,
+        b2.public_inputs.new_state_root + veil_circuits::Fr::from(1u64),
+        &proof2,
+        &b2.public_inputs.batch_hash,
+    )
+    .unwrap();
+    let last = chain.tx(&txids[2].to_string());
+    let prev = PrevOut {
+        outpoint: OutPoint::new(txids[2], 1),
+        txout: last.tx.output[1].clone(),
+    };
+    let rate = bitcoin::FeeRate::from_sat_per_vb(2).unwrap();
+    let forged = build_anchor_tx(&chain.key, &prev, &wrong, KeyKind::P2tr, rate).unwrap();
+    node.assert_running();
+    drop(node);
+    chain
+        .rt
+        .block_on(chain.btc.rpc.send_raw_transaction(&forged.tx))
+        .unwrap();
+    chain.mine(1);
+    let mut m = honest;
+    let a2 = &mut m.get_mut("/v1/batches/2").unwrap()["anchor"];
+    a2["txid"] = json!(forged.txid().to_string());
+    a2["block_hash"] = Value::Null;
+    let s = assert_problems(
+        &chain.verify_chain(&serve_static(render(&m)), Some(&genesis)),
+        &[2],
+    );
+    assert!(s.contains("commits to root"), "{s}");
+    assert!(s.contains("chain of anchors is broken"), "{s}");
+    assert!(forged.fee > Amount::ZERO);
+}
+
+#[test]
+fn anchoring_resumes_after_bitcoind_outage_and_follows_a_reorg() {
+    let Some(mut chain) = Chain::start(
+        "anchoring_resumes_after_bitcoind_outage_and_follows_a_reorg",
+        KeyKind::P2wpkh,
+    ) else {
+        return;
+    };
+    let data = chain.tmp.path().join("node");
+    let port = free_port();
+    let config = chain.config(
+        &data,
+        port,
+        &format!(
+            "key_kind = \"p2wpkh\"\nconfirmations = 1\nbump_after_blocks = 100\ngenesis = \"{}\"\n",
+            chain.genesis
+        ),
+    );
+    let mut node = NodeProc::start(&config, port, &[], &[]);
+    let mut sc = Scenario::new(shape(), 62);
+    let alice = sc.new_key();
+    node.deposit(&mut sc, &alice, 100);
+    node.wait("batch 0 anchored", || chain.mine(1), |n| n.anchored(0));
+
+    // Bitcoin Core goes away; the node keeps accepting, sealing and proving.
+    chain.rt.block_on(chain.btc.stop());
+    node.deposit(&mut sc, &alice, 200);
+    node.wait(
+        "batch 1 proven",
+        || {},
+        |n| n.client.state().unwrap().proven_height >= 2,
+    );
+    node.deposit(&mut sc, &alice, 300);
+    node.wait(
+        "batch 2 proven",
+        || {},
+        |n| n.client.state().unwrap().proven_height == 3,
+    );
+    node.wait(
+        "an anchoring error",
+        || {},
+        |n| n.post_anchor()["last_error"].is_string(),
+    );
+    let status = node.post_anchor();
+    assert_eq!(status["signed_height"], 1, "{status}");
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{status}"
+    );
+    assert!(!node.metrics().contains("veil_anchor_errors_total 0\n"));
+    assert!(node.batch(1).anchor.is_none());
+
+    // It comes back: anchoring resumes, one anchor per batch, in order.
+    chain.rt.block_on(chain.btc.restart());
+    for i in 1..3 {
+        node.wait(
+            &format!("batch {i} anchored"),
+            || chain.mine(1),
+            |n| n.anchored(i),
+        );
+    }
+    let txids = check_anchor_chain(&chain, &node, 3);
+    for i in 0..3 {
+        assert_eq!(node.batch(i).anchor.unwrap().versions.len(), 1);
+    }
+    // Bitcoin holds exactly one anchor per batch.
+    let rpc = &chain.btc.rpc;
+    let tip = chain.rt.block_on(rpc.get_block_count()).unwrap();
+    let mut found: HashMap<u64, usize> = HashMap::new();
+    for h in 102..=tip {
+        let hash = chain.rt.block_on(rpc.get_block_hash(h)).unwrap();
+        for tx in chain.rt.block_on(rpc.get_block(&hash)).unwrap().txdata {
+            if let Ok(p) = AnchorPayload::from_tx(&tx) {
+                *found.entry(p.batch_number).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(found, HashMap::from([(0, 1), (1, 1), (2, 1)]));
+
+    // A reorg: the block holding anchor 1 (and every block after it) leaves the best chain.
+    let stale = chain.tx(&txids[1].to_string()).blockhash.unwrap();
+    chain.rt.block_on(rpc.invalidate_block(&stale)).unwrap();
+    node.wait(
+        "the reorg noticed",
+        || {},
+        |n| {
+            let a1 = n.batch(1).anchor.unwrap();
+            let a2 = n.batch(2).anchor.unwrap();
+            a1.status == "unconfirmed" && a2.status == "unconfirmed"
+        },
+    );
+    assert!(node.anchored(0));
+    assert!(!node.metrics().contains("veil_anchor_reorgs_total 0\n"));
+    assert!(node.metrics().contains("veil_anchored_height 1\n"));
+    let pool = chain.mempool();
+    assert!(
+        pool.contains(&txids[1]) && pool.contains(&txids[2]),
+        "{pool:?}"
+    );
+    // A new branch confirms both again, same transactions, same chain of spends.
+    chain.mine(1);
+    node.wait("re-confirmed", || {}, |n| n.anchored(1) && n.anchored(2));
+    assert_eq!(check_anchor_chain(&chain, &node, 3), txids);
+    assert_ne!(chain.tx(&txids[1].to_string()).blockhash.unwrap(), stale);
+    let out = chain.verify_chain(&node.url, Some(&chain.genesis.to_string()));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn killed_after_signing_rebroadcasts_the_same_txid_and_stuck_anchors_are_bumped() {
+    let Some(chain) = Chain::start(
+        "killed_after_signing_rebroadcasts_the_same_txid_and_stuck_anchors_are_bumped",
+        KeyKind::P2tr,
+    ) else {
+        return;
+    };
+    let data = chain.tmp.path().join("node");
+    let port = free_port();
+    let config = chain.config(
+        &data,
+        port,
+        &format!(
+            "fee_rate = 1\nconfirmations = 1\nbump_after_blocks = 1\ngenesis = \"{}\"\n",
+            chain.genesis
+        ),
+    );
+    // First life: dies right after persisting batch 0's signed anchor.
+    let mut node = NodeProc::start(
+        &config,
+        port,
+        &[],
+        &[("VEIL_ANCHOR_FAILPOINT", "abort-after-persist")],
+    );
+    let mut sc = Scenario::new(shape(), 63);
+    let alice = sc.new_key();
+    node.deposit(&mut sc, &alice, 100);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = node.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "node did not abort:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    assert!(node.log().contains("test failpoint"), "{}", node.log());
+    drop(node);
+    assert!(chain.mempool().is_empty(), "nothing was broadcast");
+    let signed = {
+        let store = veil_sequencer::store::Store::open(&data, shape()).unwrap();
+        let rec = store.anchor(0).unwrap().expect("the anchor was persisted");
+        assert_eq!(rec.status, veil_sequencer::store::AnchorStatus::Signed);
+        assert_eq!(rec.versions.len(), 1);
+        assert!(store.anchor(1).unwrap().is_none());
+        veil_sequencer::node::txid_hex(&rec.versions[0].txid)
+    };
+
+    // Second life: the same transaction goes out.
+    let mut node = NodeProc::start(&config, port, &[], &[]);
+    let txid = Txid::from_str(&signed).unwrap();
+    node.wait("re-broadcast", || {}, |_| chain.mempool() == vec![txid]);
+    chain.mine(1);
+    node.wait("batch 0 anchored", || {}, |n| n.anchored(0));
+    let a0 = node.batch(0).anchor.unwrap();
+    assert_eq!(a0.txid, signed);
+    assert_eq!(a0.versions, vec![signed.clone()]);
+
+    // A stuck anchor: blocks without it (generateblock with no transactions) until the node
+    // bumps its fee; the replacement confirms and the next anchor spends it.
+    node.deposit(&mut sc, &alice, 200);
+    node.wait(
+        "batch 1 broadcast",
+        || {},
+        |n| {
+            n.client
+                .batch(1)
+                .ok()
+                .and_then(|b| b.anchor)
+                .is_some_and(|a| a.status == "unconfirmed")
+        },
+    );
+    let first = Txid::from_str(&node.batch(1).anchor.unwrap().txid).unwrap();
+    assert_eq!(chain.mempool(), vec![first]);
+    let empty_block = || {
+        let _: Value = chain
+            .rt
+            .block_on(chain.btc.rpc.call(
+                "generateblock",
+                vec![json!(chain.miner.to_string()), json!([])],
+            ))
+            .unwrap();
+    };
+    empty_block();
+    node.wait(
+        "fee bump",
+        || {},
+        |n| n.batch(1).anchor.unwrap().versions.len() == 2,
+    );
+    let a1 = node.batch(1).anchor.unwrap();
+    let bumped = Txid::from_str(&a1.versions[1]).unwrap();
+    assert_eq!(a1.versions[0], first.to_string());
+    node.wait(
+        "replacement in the mempool",
+        || {},
+        |_| chain.mempool() == vec![bumped],
+    );
+    assert!(node.metrics().contains("veil_anchor_fee_bumps_total 1\n"));
+    // The replaced version is gone; the replacement spends the same output.
+    let gone = chain
+        .rt
+        .block_on(chain.btc.rpc.get_raw_transaction(&first))
+        .unwrap();
+    assert!(gone.is_none());
+    let new = chain.tx(&bumped.to_string());
+    assert_eq!(new.tx.input[0].previous_output, OutPoint::new(txid, 1));
+    assert_eq!(AnchorPayload::from_tx(&new.tx).unwrap().batch_number, 1);
+    chain.mine(1);
+    node.wait("batch 1 anchored", || {}, |n| n.anchored(1));
+    assert_eq!(node.batch(1).anchor.unwrap().txid, bumped.to_string());
+    node.deposit(&mut sc, &alice, 300);
+    node.wait("batch 2 anchored", || chain.mine(1), |n| n.anchored(2));
+    let txids = check_anchor_chain(&chain, &node, 3);
+    assert_eq!(txids, vec![txid, bumped, txids[2]]);
+    let out = chain.verify_chain(&node.url, Some(&chain.genesis.to_string()));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
