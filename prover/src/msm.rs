@@ -58,12 +58,16 @@ pub fn window_bits(n: usize) -> usize {
         return 3;
     }
     // Cost per window ≈ n batch-affine additions (~6M) + 2^(c-1) bucket-reduction additions
-    // (mixed + full projective, ~27M): minimise w(c)·(6n + 27·2^(c-1)).
+    // (mixed + full projective, ~27M). Windows run in parallel, one per thread at a time, so
+    // the wall-clock cost is that of the busiest thread: minimise
+    // ⌈w(c) / threads⌉·(6n + 27·2^(c-1)), the smaller c on ties (17 windows on 2 threads
+    // cost 9 windows' time, 16 windows 8).
     let bits = 255;
+    let threads = rayon::current_num_threads().max(1) as u64;
     (4..=20)
         .min_by_key(|&c| {
             let w = digits::window_count(bits, c) as u64;
-            w * (6 * n as u64 + 27 * (1u64 << (c - 1)))
+            w.div_ceil(threads) * (6 * n as u64 + 27 * (1u64 << (c - 1)))
         })
         .unwrap_or(16)
 }
