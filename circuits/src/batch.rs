@@ -538,6 +538,41 @@ pub fn build_batch(
     build_batch_unchecked(state, shape, batch_number, &specs)
 }
 
+/// [`build_batch`] for transfers a node admitted: each passed `Transfer::validate` against this
+/// state and the earlier admitted transfers, so the signature, balance, output commitments and
+/// nullifier formulas are not checked again and the public fields are the transfers' own. Only
+/// what the state decides is re-checked (cheaply, from the published nullifiers): the inputs
+/// are in the note tree, no nullifier is spent or repeated. A transfer that slipped through
+/// admission wrongly makes an unprovable witness, which the prover's witness check refuses.
+pub fn build_batch_admitted(
+    state: &mut RollupState,
+    shape: BatchShape,
+    batch_number: u64,
+    transfers: &[Transfer],
+) -> Result<BuiltBatch, BatchError> {
+    check_shape(state, shape, transfers.len())?;
+    let mut seen = HashSet::new();
+    for (index, t) in transfers.iter().enumerate() {
+        for (input, (nf, i)) in t.public.nullifiers.iter().zip(&t.inputs).enumerate() {
+            let present = i.position < state.notes.count()
+                && state.notes.leaf(i.position) == i.note.commitment();
+            let error = if !i.is_dummy() && !present {
+                Some(TransferError::UnknownNote { input })
+            } else if state.nullifiers.contains(*nf) || !seen.insert(*nf) {
+                Some(TransferError::AlreadySpent { input })
+            } else {
+                None
+            };
+            if let Some(error) = error {
+                return Err(BatchError::Transfer { index, error });
+            }
+        }
+    }
+    let specs: Vec<SlotSpec> = transfers.iter().map(SlotSpec::from).collect();
+    let fields = transfers.iter().map(|t| t.public.fields()).collect();
+    build_with_fields(state, shape, batch_number, &specs, fields)
+}
+
 fn check_shape(state: &RollupState, shape: BatchShape, n: usize) -> Result<(), BatchError> {
     if n > shape.batch_size {
         return Err(BatchError::TooManyTransfers {
@@ -570,6 +605,18 @@ pub fn build_batch_unchecked(
     batch_number: u64,
     specs: &[SlotSpec],
 ) -> Result<BuiltBatch, BatchError> {
+    let fields = specs.par_iter().map(SlotSpec::public_fields).collect();
+    build_with_fields(state, shape, batch_number, specs, fields)
+}
+
+/// [`build_batch_unchecked`] with each slot's public fields given (`fields[s]` for `specs[s]`).
+fn build_with_fields(
+    state: &mut RollupState,
+    shape: BatchShape,
+    batch_number: u64,
+    specs: &[SlotSpec],
+    fields: Vec<[Fr; 9]>,
+) -> Result<BuiltBatch, BatchError> {
     check_shape(state, shape, specs.len())?;
     let depth = shape.depth;
     let zero_path = || MerklePath {
@@ -586,7 +633,6 @@ pub fn build_batch_unchecked(
         }
     }
     let old = state.summary();
-    let fields: Vec<[Fr; 9]> = specs.par_iter().map(SlotSpec::public_fields).collect();
 
     let mut slots: Vec<SlotWitness> = Vec::with_capacity(shape.batch_size);
     for spec in specs {

@@ -5,6 +5,7 @@
 //! constants, so native and in-circuit hashes agree by construction (and by property tests).
 
 pub mod gadget;
+mod sparse;
 
 use std::sync::OnceLock;
 
@@ -12,6 +13,7 @@ use ark_bn254::Fr;
 use ark_ff::Zero;
 
 use crate::constants::POSEIDON_MAX_INPUTS;
+use sparse::SparsePermutation;
 
 /// Round constants and MDS matrix of one circomlib Poseidon width (`t = inputs + 1`).
 #[derive(Debug)]
@@ -71,43 +73,35 @@ pub fn constants(n_inputs: usize) -> &'static PoseidonConstants {
     })
 }
 
-#[inline(always)]
-fn sbox(x: Fr) -> Fr {
-    let x2 = x * x;
-    let x4 = x2 * x2;
-    x4 * x
+/// The sparse-round form of the permutation for `n_inputs` inputs, cached.
+fn sparse_permutation(n_inputs: usize) -> &'static SparsePermutation {
+    static TABLE: [OnceLock<SparsePermutation>; POSEIDON_MAX_INPUTS] =
+        [const { OnceLock::new() }; POSEIDON_MAX_INPUTS];
+    TABLE[n_inputs - 1].get_or_init(|| SparsePermutation::new(constants(n_inputs)))
+}
+
+fn hash_width<const T: usize>(inputs: &[Fr]) -> Fr {
+    let mut state = [Fr::zero(); T];
+    state[1..].copy_from_slice(inputs);
+    sparse_permutation(T - 1).permute(&mut state);
+    state[0]
 }
 
 /// circomlib `Poseidon(n)` of 1..=8 field elements: one permutation of width `n + 1`, state
-/// `[0, inputs..]`, output the first state element.
+/// `[0, inputs..]`, output the first state element. Computed with sparse partial rounds
+/// ([`sparse`]); the gadget uses the textbook rounds of [`constants`].
 pub fn poseidon(inputs: &[Fr]) -> Fr {
-    let c = constants(inputs.len());
-    let t = c.width;
-    let mut state = [Fr::zero(); POSEIDON_MAX_INPUTS + 1];
-    state[1..t].copy_from_slice(inputs);
-    let mut next = [Fr::zero(); POSEIDON_MAX_INPUTS + 1];
-    for round in 0..c.rounds() {
-        for (i, s) in state[..t].iter_mut().enumerate() {
-            *s += c.round_constant(round, i);
-        }
-        if c.is_full_round(round) {
-            for s in state[..t].iter_mut() {
-                *s = sbox(*s);
-            }
-        } else {
-            state[0] = sbox(state[0]);
-        }
-        for (i, out) in next[..t].iter_mut().enumerate() {
-            let row = &c.mds[i];
-            let mut acc = Fr::zero();
-            for j in 0..t {
-                acc += row[j] * state[j];
-            }
-            *out = acc;
-        }
-        state[..t].copy_from_slice(&next[..t]);
+    match inputs.len() {
+        1 => hash_width::<2>(inputs),
+        2 => hash_width::<3>(inputs),
+        3 => hash_width::<4>(inputs),
+        4 => hash_width::<5>(inputs),
+        5 => hash_width::<6>(inputs),
+        6 => hash_width::<7>(inputs),
+        7 => hash_width::<8>(inputs),
+        8 => hash_width::<9>(inputs),
+        n => panic!("Poseidon takes 1..=8 inputs, got {n}"),
     }
-    state[0]
 }
 
 /// `H(a, b)`: two-input Poseidon, the tree node hash.

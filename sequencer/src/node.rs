@@ -1,11 +1,18 @@
 //! The sequencer's node state: the in-memory [`RollupState`], the ordered mempool and its pending
 //! nullifiers, sealed-but-unproven batch witnesses, and the redb [`Store`] behind them.
 //!
+//! Two locks: the node's mutex guards the mempool, the reservations and an [`AdmissionView`] of
+//! the state (note leaves, spent nullifiers, summary), everything admission reads; the trees
+//! (the full [`RollupState`]) have their own mutex, held by the sealer while it builds a batch
+//! witness and writes it, and briefly by Merkle-path reads. Sealing therefore never blocks
+//! admission: it takes its transfers under the node's mutex, builds and stores the batch under
+//! the trees' mutex only, then swaps the new view in (lock order: trees, then node).
+//!
 //! Admission of a transfer has three steps:
 //! 1. [`Node::precheck`], without the lock and concurrently with other submissions: everything
 //!    that does not depend on the state (ciphertext lengths, who may deposit, ownership, the
 //!    nullifier formula, output rhos and commitments, balance, policy, the EdDSA signature);
-//! 2. [`Node::admit`], under the node's one mutex: the state rules (notes present at their
+//! 2. [`Node::admit`], under the node's mutex: the state rules (notes present at their
 //!    positions, nullifiers unspent in the state and in the mempool, duplicates). It reserves
 //!    the id and nullifiers, gives the transfer its arrival sequence number and queues it;
 //! 3. group commit: one writer thread drains every queued transfer, stores them in ONE redb write
@@ -30,7 +37,7 @@ use ark_bn254::Fr;
 use ark_ff::Zero;
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Notify};
-use veil_circuits::batch::{build_batch, BatchError, BatchShape, BuiltBatch};
+use veil_circuits::batch::{build_batch_admitted, BatchError, BatchShape, BuiltBatch};
 use veil_circuits::field;
 use veil_circuits::keys::owner_tag;
 use veil_circuits::note::{nullifier, NOTE_CIPHERTEXT_LEN};
@@ -302,8 +309,55 @@ struct Queued {
     done: oneshot::Sender<Result<(), SubmitError>>,
 }
 
+/// What admission needs of the state, kept apart from the trees so that sealing (which rewrites
+/// the trees) never blocks it: the note leaves by position, the spent nullifiers, the summary.
+pub struct AdmissionView {
+    leaves: Vec<Fr>,
+    spent: HashSet<Fr>,
+    summary: StateSummary,
+}
+
+impl AdmissionView {
+    /// The view of `state`.
+    pub fn of(state: &RollupState) -> Self {
+        let mut view = AdmissionView {
+            leaves: Vec::new(),
+            spent: HashSet::new(),
+            summary: state.summary(),
+        };
+        view.extend(
+            state,
+            (1..state.nullifiers.count()).filter_map(|i| state.nullifiers.leaf(i).map(|l| l.value)),
+        );
+        view
+    }
+
+    /// Catches up with `state` after a batch that inserted `nullifiers`.
+    fn extend(&mut self, state: &RollupState, nullifiers: impl IntoIterator<Item = Fr>) {
+        let from = self.leaves.len() as u64;
+        self.leaves
+            .extend((from..state.notes.count()).map(|p| state.notes.leaf(p)));
+        self.spent
+            .extend(nullifiers.into_iter().filter(|nf| !nf.is_zero()));
+        self.summary = state.summary();
+    }
+
+    /// The note commitment at `pos`, if below the note count.
+    fn leaf(&self, pos: u64) -> Option<Fr> {
+        usize::try_from(pos)
+            .ok()
+            .and_then(|p| self.leaves.get(p))
+            .copied()
+    }
+
+    /// Whether `nf` is in the nullifier tree.
+    fn is_spent(&self, nf: &Fr) -> bool {
+        self.spent.contains(nf)
+    }
+}
+
 struct Inner {
-    state: RollupState,
+    view: AdmissionView,
     /// Committed transfers, in arrival order.
     mempool: Vec<PendingTransfer>,
     /// Admitted, not yet committed, in arrival order (the writer's queue).
@@ -336,6 +390,8 @@ impl Inner {
 struct Shared {
     store: Store,
     inner: Mutex<Inner>,
+    /// The trees; see the module doc on the lock order.
+    trees: Mutex<RollupState>,
     /// Signalled when the queue gets work or the node closes.
     writer_wake: Condvar,
     metrics: Arc<Metrics>,
@@ -346,6 +402,10 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves `failed` as the guard of consistency.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn trees(&self) -> MutexGuard<'_, RollupState> {
+        self.trees.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -466,7 +526,8 @@ impl Node {
                     .ok_or_else(|| StoreError::Corrupt(format!("transfer {id} missing")))?;
                 transfers.push(t.transfer.to_transfer()?);
             }
-            let built = build_batch(&mut state, shape, n, &transfers)?;
+            // Validated when admitted; the stored public inputs check the replay.
+            let built = build_batch_admitted(&mut state, shape, n, &transfers)?;
             if built.public_inputs != rec.public_inputs || built.new_state != rec.new_state {
                 return Err(NodeError::ReplayMismatch(n));
             }
@@ -480,7 +541,7 @@ impl Node {
             }
         }
         let mut inner = Inner {
-            state,
+            view: AdmissionView::of(&state),
             mempool: Vec::new(),
             queue: Vec::new(),
             pending_ids: HashSet::new(),
@@ -495,7 +556,7 @@ impl Node {
         let now = Instant::now();
         for (seq, id, transfer) in store.mempool()? {
             let pending = &inner.pending_nullifiers;
-            if let Err(e) = transfer.validate(&inner.state, |nf| pending.contains(nf)) {
+            if let Err(e) = transfer.validate(&state, |nf| pending.contains(nf)) {
                 // Cannot happen for transfers validated on submission; kept safe regardless.
                 tracing::warn!(%id, error = %e, "dropping mempool transfer that no longer applies");
                 store.reject(seq, &id, transfer_error_code(&e))?;
@@ -521,6 +582,7 @@ impl Node {
         let shared = Arc::new(Shared {
             store,
             inner: Mutex::new(inner),
+            trees: Mutex::new(state),
             writer_wake: Condvar::new(),
             metrics: metrics.clone(),
             seal_wanted: seal_wanted.clone(),
@@ -623,7 +685,7 @@ impl Node {
         if inner.pending_ids.contains(&p.id) {
             return Err(SubmitError::Duplicate(p.id));
         }
-        check_state_rules(&p, &inner.state, &inner.pending_nullifiers)?;
+        check_state_rules(&p, &inner.view, &inner.pending_nullifiers)?;
         let seq = inner.next_seq;
         inner.next_seq += 1;
         inner
@@ -648,50 +710,54 @@ impl Node {
 
     /// Seals up to `B` mempool transfers, in arrival order, as the next batch and stores it in
     /// one transaction. Returns its number, or `None` when the mempool is empty. A transfer that
-    /// no longer applies is marked rejected and skipped.
+    /// no longer applies is marked rejected and skipped. Admission goes on meanwhile: the
+    /// witness is built and stored under the trees' lock only (see the module doc).
     pub fn seal(&self) -> Result<Option<u64>, NodeError> {
-        let mut inner = self.lock();
-        if inner.failed {
-            return Err(NodeError::Unavailable);
-        }
+        let mut trees = self.shared.trees();
         loop {
-            if inner.mempool.is_empty() {
-                return Ok(None);
-            }
-            let take = inner.mempool.len().min(self.shape.batch_size);
-            let transfers: Vec<Transfer> = inner.mempool[..take]
-                .iter()
-                .map(|p| p.transfer.clone())
-                .collect();
-            let n = inner.batch_height;
-            let old_state = inner.state.summary();
-            let built = match build_batch(&mut inner.state, self.shape, n, &transfers) {
+            // Only this function removes from the mempool's front, and it holds the trees'
+            // lock, so the first `take` transfers stay the same until they are drained below.
+            let (n, batch) = {
+                let inner = self.lock();
+                if inner.failed {
+                    return Err(NodeError::Unavailable);
+                }
+                if inner.mempool.is_empty() {
+                    return Ok(None);
+                }
+                let take = inner.mempool.len().min(self.shape.batch_size);
+                let batch: Vec<(u64, TransferId, Transfer)> = inner.mempool[..take]
+                    .iter()
+                    .map(|p| (p.seq, p.id.clone(), p.transfer.clone()))
+                    .collect();
+                (inner.batch_height, batch)
+            };
+            let transfers: Vec<Transfer> = batch.iter().map(|(_, _, t)| t.clone()).collect();
+            let old_state = trees.summary();
+            let built = match build_batch_admitted(&mut trees, self.shape, n, &transfers) {
                 Ok(b) => b,
                 Err(BatchError::Transfer { index, error }) => {
+                    let mut inner = self.lock();
                     let p = inner.mempool.remove(index);
                     tracing::warn!(id = %p.id, %error, "rejecting transfer at sealing");
                     self.store()
                         .reject(p.seq, &p.id, transfer_error_code(&error))?;
-                    inner.pending_ids.remove(&p.id);
-                    for nf in &p.transfer.public.nullifiers {
-                        inner.pending_nullifiers.remove(nf);
-                    }
+                    inner.release(&p);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
             let note_start = built.witness.note_subtree_start;
-            let batch = &inner.mempool[..take];
             let record = BatchRecord {
                 number: n,
-                transfer_ids: batch.iter().map(|p| p.id.clone()).collect(),
+                transfer_ids: batch.iter().map(|(_, id, _)| id.clone()).collect(),
                 public: transfers.iter().map(|t| t.public).collect(),
                 public_inputs: built.public_inputs,
                 old_state,
                 new_state: built.new_state,
                 note_start,
             };
-            let seqs: Vec<u64> = batch.iter().map(|p| p.seq).collect();
+            let seqs: Vec<u64> = batch.iter().map(|(seq, _, _)| *seq).collect();
             let notes: Vec<(u64, NoteEntry)> = transfers
                 .iter()
                 .enumerate()
@@ -713,21 +779,26 @@ impl Node {
                 notes: &notes,
             }) {
                 // Memory is ahead of disk now; refuse service until a restart replays the store.
-                inner.failed = true;
+                self.lock().failed = true;
                 tracing::error!(error = %e, batch = n, "sealing write failed; node stopped");
                 return Err(e.into());
             }
-            let sealed: Vec<PendingTransfer> = inner.mempool.drain(..take).collect();
-            for p in &sealed {
-                inner.pending_ids.remove(&p.id);
-                for nf in &p.transfer.public.nullifiers {
-                    inner.pending_nullifiers.remove(nf);
-                }
+            let mut view_nullifiers = Vec::with_capacity(2 * transfers.len());
+            for t in &transfers {
+                view_nullifiers.extend(t.public.nullifiers);
             }
+            let mut inner = self.lock();
+            let sealed: Vec<PendingTransfer> = inner.mempool.drain(..batch.len()).collect();
+            debug_assert!(sealed.iter().zip(&batch).all(|(p, (_, id, _))| &p.id == id));
+            for p in &sealed {
+                inner.release(p);
+            }
+            inner.view.extend(&trees, view_nullifiers);
             inner.batch_height = n + 1;
             inner.unproven.insert(n, built);
             drop(inner);
-            tracing::info!(batch = n, transfers = take, "batch sealed");
+            drop(trees);
+            tracing::info!(batch = n, transfers = batch.len(), "batch sealed");
             self.prove_wanted.notify_one();
             return Ok(Some(n));
         }
@@ -777,7 +848,7 @@ impl Node {
     /// Roots, counts and heights.
     pub fn state_view(&self) -> StateView {
         let inner = self.lock();
-        let summary = inner.state.summary();
+        let summary = inner.view.summary;
         StateView {
             summary,
             state_root: summary.state_root(),
@@ -812,15 +883,15 @@ impl Node {
     pub fn nullifier_status(&self, nf: Fr) -> (bool, bool) {
         let inner = self.lock();
         // 0 is the genesis leaf's value, never a nullifier.
-        let spent = !nf.is_zero() && inner.state.nullifiers.contains(nf);
+        let spent = !nf.is_zero() && inner.view.is_spent(&nf);
         (spent, inner.pending_nullifiers.contains(&nf))
     }
 
     /// The note-tree leaf at `pos` with its path at the current root, if `pos` is below the
     /// note count.
     pub fn note_path(&self, pos: u64) -> Option<(Fr, MerklePath, Fr)> {
-        let inner = self.lock();
-        let notes = &inner.state.notes;
+        let trees = self.shared.trees();
+        let notes = &trees.notes;
         if pos >= notes.count() {
             return None;
         }
@@ -903,7 +974,7 @@ fn stateless_checks(id: TransferId, t: Transfer) -> Prechecked {
 /// the first stateless failure: the same error `validate` reports, for a fraction of the work.
 fn check_state_rules(
     p: &Prechecked,
-    state: &RollupState,
+    state: &AdmissionView,
     pending: &HashSet<Fr>,
 ) -> Result<(), TransferError> {
     for (i, input) in p.transfer.inputs.iter().enumerate() {
@@ -911,8 +982,7 @@ fn check_state_rules(
             return Err(TransferError::NotOwner { input: i });
         }
         if !input.is_dummy() {
-            let present = input.position < state.notes.count()
-                && state.notes.leaf(input.position) == p.input_commitments[i];
+            let present = state.leaf(input.position) == Some(p.input_commitments[i]);
             if !present {
                 return Err(TransferError::UnknownNote { input: i });
             }
@@ -922,7 +992,7 @@ fn check_state_rules(
         }
         // The published nullifier is the computed one here.
         let nf = p.transfer.public.nullifiers[i];
-        if state.nullifiers.contains(nf) || pending.contains(&nf) {
+        if state.is_spent(&nf) || pending.contains(&nf) {
             return Err(TransferError::AlreadySpent { input: i });
         }
     }
@@ -1094,7 +1164,7 @@ mod tests {
                     fb(&mut t);
                     let expected = t.validate(&sc.state, |nf| pending.contains(nf));
                     let checked = stateless_checks(transfer_id(&t), t);
-                    let got = check_state_rules(&checked, &sc.state, &pending);
+                    let got = check_state_rules(&checked, &AdmissionView::of(&sc.state), &pending);
                     assert_eq!(got, expected, "mutations {a} + {b}");
                     codes.insert(got.map_or_else(|e| transfer_error_code(&e), |()| "ok"));
                     compared += 1;

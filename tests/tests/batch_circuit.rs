@@ -72,6 +72,59 @@ fn valid_mixed_batches_satisfy_every_shape() {
     }
 }
 
+/// The node's sealing path (no re-validation, published fields) builds exactly what the
+/// validating builder builds, and still refuses what the state decides: a spent or repeated
+/// nullifier and an unknown note, leaving the state untouched.
+#[test]
+fn admitted_build_equals_validated_build_and_refuses_state_violations() {
+    use veil_circuits::batch::{build_batch, build_batch_admitted, BatchError};
+    let (mut sc, alice, bob) = funded();
+    let t1 = sc.pay(&alice, &bob, 100, 0, 5);
+    let t2 = sc.pay(&bob, &alice, 50, 0, 0);
+    let mut a = sc.state.clone();
+    let mut b = sc.state.clone();
+    let validated = build_batch(&mut a, SHAPE, sc.batch_number, &[t1.clone(), t2.clone()]).unwrap();
+    let admitted = build_batch_admitted(&mut b, SHAPE, sc.batch_number, &[t1.clone(), t2]).unwrap();
+    assert_eq!(validated.public_inputs, admitted.public_inputs);
+    assert_eq!(validated.public_fields, admitted.public_fields);
+    assert_eq!(a.state_root(), b.state_root());
+    assert!(satisfied(admitted.circuit()));
+
+    let twice = |t: &Transfer| {
+        let mut st = sc.state.clone();
+        let root = st.state_root();
+        let r = build_batch_admitted(&mut st, SHAPE, sc.batch_number, &[t.clone(), t.clone()]);
+        assert_eq!(st.state_root(), root, "state changed by a refused batch");
+        r
+    };
+    assert!(matches!(
+        twice(&t1),
+        Err(BatchError::Transfer {
+            index: 1,
+            error: TransferError::AlreadySpent { input: 0 }
+        })
+    ));
+    let mut unknown = t1.clone();
+    unknown.inputs[0].position += 1;
+    let mut st = sc.state.clone();
+    assert!(matches!(
+        build_batch_admitted(&mut st, SHAPE, sc.batch_number, &[unknown]),
+        Err(BatchError::Transfer {
+            index: 0,
+            error: TransferError::UnknownNote { input: 0 }
+        })
+    ));
+    sc.apply(std::slice::from_ref(&t1)).unwrap();
+    let mut st = sc.state.clone();
+    assert!(matches!(
+        build_batch_admitted(&mut st, SHAPE, sc.batch_number, &[t1]),
+        Err(BatchError::Transfer {
+            index: 0,
+            error: TransferError::AlreadySpent { input: 0 }
+        })
+    ));
+}
+
 #[test]
 fn control_resigned_legal_change_is_satisfied() {
     let (mut sc, alice, bob) = funded();
