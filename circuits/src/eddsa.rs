@@ -23,6 +23,7 @@ use ark_ed_on_bn254::{EdwardsAffine, EdwardsProjective, Fr as JubjubScalar};
 use ark_ff::{BigInteger, PrimeField, Zero};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 use blake2::{Blake2b512, Digest};
+use std::sync::OnceLock;
 use zeroize::Zeroize;
 
 use crate::poseidon::poseidon;
@@ -66,6 +67,39 @@ pub enum SignatureError {
 /// The prime-order subgroup generator `G`.
 pub fn generator() -> EdwardsAffine {
     EdwardsAffine::generator()
+}
+
+/// Windows of [`generator_times`]: 4 bits each, covering 256 bits.
+const GENERATOR_WINDOWS: usize = 64;
+
+/// `k G` from a table of `d 16^i G` (`d < 16`, one window per 4 bits of `k`): at most 64 mixed
+/// additions and no doubling, about 5x faster than double-and-add. Variable time, like every
+/// native scalar multiplication here: it runs on public data (signature checks) or once per key.
+fn generator_times(k: &JubjubScalar) -> EdwardsProjective {
+    static TABLE: OnceLock<Vec<[EdwardsAffine; 16]>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut base = generator().into_group();
+        (0..GENERATOR_WINDOWS)
+            .map(|_| {
+                let mut multiples = [EdwardsProjective::zero(); 16];
+                for d in 1..16 {
+                    multiples[d] = multiples[d - 1] + base;
+                }
+                base = multiples[15] + base;
+                let affine = EdwardsProjective::normalize_batch(&multiples);
+                std::array::from_fn(|d| affine[d])
+            })
+            .collect()
+    });
+    let limbs = k.into_bigint().0;
+    let mut acc = EdwardsProjective::zero();
+    for (i, multiples) in table.iter().enumerate() {
+        let nibble = (limbs[i / 16] >> ((i % 16) * 4)) & 0xf;
+        if nibble != 0 {
+            acc += &multiples[nibble as usize];
+        }
+    }
+    acc
 }
 
 /// The challenge `h = Poseidon(R.x, R.y, A.x, A.y, msg)`.
@@ -121,7 +155,7 @@ impl SigningKey {
 
     /// `A = s G`.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey((generator() * self.s).into_affine())
+        PublicKey(generator_times(&self.s).into_affine())
     }
 
     /// Signs `msg` with the deterministic nonce `r = Blake2b-512(domain || sk || msg) mod l`.
@@ -134,7 +168,7 @@ impl SigningKey {
             .into();
         let mut r = JubjubScalar::from_le_bytes_mod_order(&digest);
         digest.zeroize();
-        let big_r = (generator() * r).into_affine();
+        let big_r = generator_times(&r).into_affine();
         let a = self.public_key().0;
         let h = challenge_scalar(challenge(&big_r, &a, msg));
         let s = r + h * JubjubScalar::from(8u64) * self.s;
@@ -186,14 +220,15 @@ impl PublicKey {
         if !sig.r.is_on_curve() {
             return Err(SignatureError::RNotOnCurve);
         }
-        if !sig.r.is_in_correct_subgroup_assuming_on_curve() {
-            return Err(SignatureError::RNotInSubgroup);
-        }
         let h = challenge(&sig.r, &a, msg);
-        let left = generator() * sig.s;
+        let left = generator_times(&sig.s);
         let right = a8.mul_bigint(h.into_bigint()) + sig.r;
+        // `S G - h 8A` lies in the prime-order subgroup, so the equation holding implies that
+        // `R` does too: the (costly) subgroup check only names the reason of a failure.
         if left == right {
             Ok(())
+        } else if !sig.r.is_in_correct_subgroup_assuming_on_curve() {
+            Err(SignatureError::RNotInSubgroup)
         } else {
             Err(SignatureError::InvalidSignature)
         }
@@ -241,9 +276,9 @@ impl Signature {
     }
 }
 
-/// `s G` for a scalar, as an affine point (test and fixture helper).
+/// `s G` for a scalar, as an affine point.
 pub fn mul_generator(s: JubjubScalar) -> EdwardsAffine {
-    (EdwardsProjective::from(generator()) * s).into_affine()
+    generator_times(&s).into_affine()
 }
 
 #[cfg(test)]
@@ -261,6 +296,21 @@ mod tests {
 
     fn key(rng: &mut ChaCha8Rng) -> SigningKey {
         SigningKey::random(rng)
+    }
+
+    #[test]
+    fn table_multiplication_equals_double_and_add() {
+        let mut rng = rng();
+        let edge = [
+            JubjubScalar::zero(),
+            JubjubScalar::from(1u64),
+            JubjubScalar::from(15u64),
+            JubjubScalar::from(16u64),
+            -JubjubScalar::from(1u64),
+        ];
+        for k in edge.into_iter().chain((0..50).map(|_| rng.gen())) {
+            assert_eq!(generator_times(&k), generator() * k, "k = {k}");
+        }
     }
 
     #[test]
