@@ -51,7 +51,9 @@ fn funded_in(shape: BatchShape) -> (Scenario, SpendingKey, SpendingKey) {
     let bob = sc.new_key();
     let d1 = sc.deposit(&alice, 1_000);
     let d2 = sc.deposit(&alice, 500);
-    sc.apply(&[d1, d2]).unwrap();
+    for batch in [d1, d2].chunks(shape.batch_size) {
+        sc.apply(batch).unwrap();
+    }
     let d3 = sc.deposit(&bob, 300);
     sc.apply(&[d3]).unwrap();
     (sc, alice, bob)
