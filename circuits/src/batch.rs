@@ -45,7 +45,7 @@ impl BatchShape {
                 "batch size must be a power of two in 1..=1024, got {batch_size}"
             )));
         }
-        if depth % 2 != 0 {
+        if !depth.is_multiple_of(2) {
             return Err(BatchError::OddDepth { depth });
         }
         if depth > crate::constants::MAX_DEPTH || depth < shape.subtree_height() + 1 {

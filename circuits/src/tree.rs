@@ -67,7 +67,7 @@ pub enum TreeError {
 
 /// Checks that `depth` is a valid tree depth (even, `2..=MAX_DEPTH`); returns its level count.
 pub fn levels_of(depth: usize) -> Result<usize, TreeError> {
-    if depth == 0 || depth % 2 != 0 || depth > MAX_DEPTH {
+    if depth == 0 || !depth.is_multiple_of(2) || depth > MAX_DEPTH {
         return Err(TreeError::BadDepth { depth });
     }
     Ok(depth / 2)

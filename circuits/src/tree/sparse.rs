@@ -199,7 +199,7 @@ impl SparseMerkleTree {
         self.check_subtree(start, 1usize << m)?;
         let k = m / 2;
         let index = start >> (2 * k);
-        if m % 2 == 0 {
+        if m.is_multiple_of(2) {
             return Ok(SubtreePath {
                 pair: None,
                 path: self.path_from(k, index),
@@ -223,10 +223,7 @@ pub(crate) fn naive_root(levels: usize, leaves: &[Fr]) -> Fr {
         .map(|i| leaves.get(i).copied().unwrap_or_else(Fr::zero))
         .collect();
     for _ in 0..levels {
-        level = level
-            .chunks(4)
-            .map(|c| crate::poseidon::poseidon(c))
-            .collect();
+        level = level.chunks(4).map(crate::poseidon::poseidon).collect();
     }
     level[0]
 }
