@@ -749,3 +749,59 @@ pub fn build_batch_unchecked(
         new_state,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_need_an_even_depth_above_the_subtree() {
+        assert_eq!(
+            BatchShape::new(2, 9),
+            Err(BatchError::OddDepth { depth: 9 })
+        );
+        assert_eq!(
+            BatchShape::new(16, 33),
+            Err(BatchError::OddDepth { depth: 33 })
+        );
+        assert!(BatchShape::new(16, 32).is_ok());
+        // 2B = 32 leaves need a level above the subtree: D >= 6
+        assert!(BatchShape::new(16, 6).is_ok());
+        assert!(matches!(BatchShape::new(16, 4), Err(BatchError::Shape(_))));
+        assert!(matches!(BatchShape::new(3, 8), Err(BatchError::Shape(_))));
+        assert!(matches!(
+            BatchShape::new(1, crate::constants::MAX_DEPTH + 2),
+            Err(BatchError::Shape(_))
+        ));
+    }
+
+    #[test]
+    fn witness_paths_have_half_depth_levels() {
+        for (b, d) in [(1, 8), (2, 8), (4, 10)] {
+            let shape = BatchShape::new(b, d).unwrap();
+            let mut state = RollupState::genesis(d);
+            let built = build_batch(&mut state, shape, 0, &[]).unwrap();
+            let w = &built.witness;
+            w.check_dimensions().unwrap();
+            assert_eq!(w.slots[0].inputs[0].path.len(), d / 2);
+            let m = shape.subtree_height();
+            assert_eq!(w.note_subtree_path.pair.is_some(), m % 2 == 1);
+            assert_eq!(w.note_subtree_path.path.len(), (d - m) / 2);
+            let mut bad = w.clone();
+            bad.slots[0].insertions[1].path.siblings.pop();
+            assert!(matches!(
+                bad.check_dimensions(),
+                Err(BatchError::Witness(_))
+            ));
+            let mut bad = w.clone();
+            bad.nullifier_subtree_path.pair = match w.nullifier_subtree_path.pair {
+                Some(_) => None,
+                None => Some([Fr::zero(); 2]),
+            };
+            assert!(matches!(
+                bad.check_dimensions(),
+                Err(BatchError::Witness(_))
+            ));
+        }
+    }
+}
