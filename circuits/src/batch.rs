@@ -23,7 +23,7 @@ use crate::field;
 use crate::poseidon::poseidon;
 use crate::state::{RollupState, StateSummary};
 use crate::transfer::{sighash, Transfer, TransferError, TransferPublic};
-use crate::tree::{MerklePath, NullifierLeaf, TreeError};
+use crate::tree::{MerklePath, NullifierLeaf, SubtreePath, TreeError};
 
 pub use circuit::BatchCircuit;
 
@@ -32,7 +32,7 @@ pub use circuit::BatchCircuit;
 pub struct BatchShape {
     /// Transfer slots per batch.
     pub batch_size: usize,
-    /// Depth of both trees.
+    /// Depth of both trees: `log2` of their capacity (even; `D / 2` 4-ary levels).
     pub depth: usize,
 }
 
@@ -44,6 +44,9 @@ impl BatchShape {
             return Err(BatchError::Shape(format!(
                 "batch size must be a power of two in 1..=1024, got {batch_size}"
             )));
+        }
+        if !depth.is_multiple_of(2) {
+            return Err(BatchError::OddDepth { depth });
         }
         if depth > crate::constants::MAX_DEPTH || depth < shape.subtree_height() + 1 {
             return Err(BatchError::Shape(format!(
@@ -185,7 +188,7 @@ impl SlotWitness {
     /// A padding slot for depth `depth`: changes nothing, all-zero public data.
     pub fn padding(depth: usize) -> Self {
         let zero_path = MerklePath {
-            siblings: vec![Fr::zero(); depth],
+            siblings: vec![[Fr::zero(); 3]; depth / 2],
         };
         let input = InputWitness {
             value: Fr::zero(),
@@ -237,17 +240,19 @@ pub struct BatchWitness {
     pub slots: Vec<SlotWitness>,
     /// Start of the note subtree (aligned).
     pub note_subtree_start: u64,
-    /// Siblings above the note subtree (`D - log2(2B)`).
-    pub note_subtree_siblings: Vec<Fr>,
+    /// The path above the note subtree (`⌊(D - log2(2B)) / 2⌋` levels, a pair if `log2(2B)` is
+    /// odd).
+    pub note_subtree_path: SubtreePath,
     /// Start of the nullifier subtree (aligned).
     pub nullifier_subtree_start: u64,
-    /// Siblings above the nullifier subtree, after all low-leaf updates.
-    pub nullifier_subtree_siblings: Vec<Fr>,
+    /// The path above the nullifier subtree, after all low-leaf updates.
+    pub nullifier_subtree_path: SubtreePath,
 }
 
 impl BatchWitness {
-    /// Checks that every length and index fits the witness's shape: `B` slots, `D`-sibling
-    /// paths, `D - log2(2B)` subtree siblings, positions and leaf indices below `2^D`, aligned
+    /// Checks that every length and index fits the witness's shape: `B` slots, `D / 2`-level
+    /// paths, subtree paths of `⌊(D - log2(2B)) / 2⌋` levels with a pair exactly when
+    /// `log2(2B)` is odd, positions and leaf indices below `2^D`, aligned
     /// subtree starts, pending low leaves among earlier insertions. The circuit's synthesis
     /// assumes these (a wrong length would change the constraint system or panic); whether the
     /// values satisfy the circuit is a separate question.
@@ -263,20 +268,29 @@ impl BatchWitness {
                 shape.batch_size
             ));
         }
-        let above = depth - shape.subtree_height();
+        let levels = depth / 2;
+        let m = shape.subtree_height();
+        let above = (depth - m) / 2;
         let n = shape.leaves_per_batch() as u128;
-        for (name, start, siblings) in [
-            ("note", self.note_subtree_start, &self.note_subtree_siblings),
+        for (name, start, path) in [
+            ("note", self.note_subtree_start, &self.note_subtree_path),
             (
                 "nullifier",
                 self.nullifier_subtree_start,
-                &self.nullifier_subtree_siblings,
+                &self.nullifier_subtree_path,
             ),
         ] {
-            if siblings.len() != above {
+            if path.path.len() != above {
                 return bad(format!(
-                    "{name} subtree path has {} siblings, expected {above}",
-                    siblings.len()
+                    "{name} subtree path has {} levels, expected {above}",
+                    path.path.len()
+                ));
+            }
+            if path.pair.is_some() != (m % 2 == 1) {
+                return bad(format!(
+                    "{name} subtree path {} a pair, a subtree of 2^{m} leaves {} one",
+                    if path.pair.is_some() { "has" } else { "lacks" },
+                    if m % 2 == 1 { "needs" } else { "has none" }
                 ));
             }
             if start as u128 + n > capacity || shape.subtree_start(start) != start {
@@ -287,9 +301,9 @@ impl BatchWitness {
         }
         for (s, slot) in self.slots.iter().enumerate() {
             for (i, input) in slot.inputs.iter().enumerate() {
-                if input.path.len() != depth {
+                if input.path.len() != levels {
                     return bad(format!(
-                        "slot {s} input {i}: path has {} siblings, expected {depth}",
+                        "slot {s} input {i}: path has {} levels, expected {levels}",
                         input.path.len()
                     ));
                 }
@@ -301,9 +315,9 @@ impl BatchWitness {
                 }
             }
             for (i, ins) in slot.insertions.iter().enumerate() {
-                if ins.path.len() != depth {
+                if ins.path.len() != levels {
                     return bad(format!(
-                        "slot {s} insertion {i}: path has {} siblings, expected {depth}",
+                        "slot {s} insertion {i}: path has {} levels, expected {levels}",
                         ins.path.len()
                     ));
                 }
@@ -460,6 +474,14 @@ pub enum BatchError {
     /// Invalid shape.
     #[error("invalid batch shape: {0}")]
     Shape(String),
+    /// An odd depth: the 4-ary trees have `D / 2` levels.
+    #[error(
+        "invalid batch shape: depth {depth} is odd (the 4-ary state trees need an even depth)"
+    )]
+    OddDepth {
+        /// The depth given.
+        depth: usize,
+    },
     /// More transfers than slots.
     #[error("{got} transfers do not fit in a batch of {max}")]
     TooManyTransfers {
@@ -620,7 +642,7 @@ fn build_with_fields(
     check_shape(state, shape, specs.len())?;
     let depth = shape.depth;
     let zero_path = || MerklePath {
-        siblings: vec![Fr::zero(); depth],
+        siblings: vec![[Fr::zero(); 3]; depth / 2],
     };
     for spec in specs {
         for i in &spec.inputs {
@@ -736,7 +758,7 @@ fn build_with_fields(
         }
     }
     let k = shape.subtree_height();
-    let nullifier_subtree_siblings = state.nullifiers.tree().subtree_path(nf_start, k)?.siblings;
+    let nullifier_subtree_path = state.nullifiers.tree().subtree_path(nf_start, k)?;
     state
         .nullifiers
         .write_subtree_unchecked(nf_start, &pending)?;
@@ -748,7 +770,7 @@ fn build_with_fields(
         leaves[2 * s + 1] = f[3];
     }
     let note_start = shape.subtree_start(state.notes.count());
-    let note_subtree_siblings = state.notes.subtree_path(note_start, k)?.siblings;
+    let note_subtree_path = state.notes.subtree_path(note_start, k)?;
     state.notes.append_subtree(&leaves)?;
 
     let new_state = state.summary();
@@ -764,12 +786,68 @@ fn build_with_fields(
             old,
             slots,
             note_subtree_start: note_start,
-            note_subtree_siblings,
+            note_subtree_path,
             nullifier_subtree_start: nf_start,
-            nullifier_subtree_siblings,
+            nullifier_subtree_path,
         },
         public_inputs,
         public_fields: fields,
         new_state,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_need_an_even_depth_above_the_subtree() {
+        assert_eq!(
+            BatchShape::new(2, 9),
+            Err(BatchError::OddDepth { depth: 9 })
+        );
+        assert_eq!(
+            BatchShape::new(16, 33),
+            Err(BatchError::OddDepth { depth: 33 })
+        );
+        assert!(BatchShape::new(16, 32).is_ok());
+        // 2B = 32 leaves need a level above the subtree: D >= 6
+        assert!(BatchShape::new(16, 6).is_ok());
+        assert!(matches!(BatchShape::new(16, 4), Err(BatchError::Shape(_))));
+        assert!(matches!(BatchShape::new(3, 8), Err(BatchError::Shape(_))));
+        assert!(matches!(
+            BatchShape::new(1, crate::constants::MAX_DEPTH + 2),
+            Err(BatchError::Shape(_))
+        ));
+    }
+
+    #[test]
+    fn witness_paths_have_half_depth_levels() {
+        for (b, d) in [(1, 8), (2, 8), (4, 10)] {
+            let shape = BatchShape::new(b, d).unwrap();
+            let mut state = RollupState::genesis(d);
+            let built = build_batch(&mut state, shape, 0, &[]).unwrap();
+            let w = &built.witness;
+            w.check_dimensions().unwrap();
+            assert_eq!(w.slots[0].inputs[0].path.len(), d / 2);
+            let m = shape.subtree_height();
+            assert_eq!(w.note_subtree_path.pair.is_some(), m % 2 == 1);
+            assert_eq!(w.note_subtree_path.path.len(), (d - m) / 2);
+            let mut bad = w.clone();
+            bad.slots[0].insertions[1].path.siblings.pop();
+            assert!(matches!(
+                bad.check_dimensions(),
+                Err(BatchError::Witness(_))
+            ));
+            let mut bad = w.clone();
+            bad.nullifier_subtree_path.pair = match w.nullifier_subtree_path.pair {
+                Some(_) => None,
+                None => Some([Fr::zero(); 2]),
+            };
+            assert!(matches!(
+                bad.check_dimensions(),
+                Err(BatchError::Witness(_))
+            ));
+        }
+    }
 }

@@ -4,8 +4,8 @@
 pub mod comparison;
 
 use ark_bn254::Fr;
-use ark_r1cs_std::fields::fp::{AllocatedFp, FpVar};
-use ark_relations::r1cs::{ConstraintSystemRef, LinearCombination, SynthesisError, Variable};
+use ark_r1cs_std::fields::fp::FpVar;
+use ark_relations::r1cs::{LinearCombination, Variable};
 
 /// The linear combination of an `FpVar`.
 pub(crate) fn lc_of(v: &FpVar<Fr>) -> LinearCombination<Fr> {
@@ -13,14 +13,4 @@ pub(crate) fn lc_of(v: &FpVar<Fr>) -> LinearCombination<Fr> {
         FpVar::Constant(c) => LinearCombination::from((*c, Variable::One)),
         FpVar::Var(a) => LinearCombination::from(a.variable),
     }
-}
-
-/// An `FpVar` standing for a linear combination (a symbolic variable, no constraint).
-pub(crate) fn var_of_lc(
-    cs: &ConstraintSystemRef<Fr>,
-    lc: LinearCombination<Fr>,
-    value: Option<Fr>,
-) -> Result<FpVar<Fr>, SynthesisError> {
-    let var = cs.new_lc(lc)?;
-    Ok(FpVar::Var(AllocatedFp::new(value, var, cs.clone())))
 }

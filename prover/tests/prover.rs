@@ -88,7 +88,7 @@ fn one_prover_many_batches() {
     ));
     // A proving key in memory that does not fit the shape's circuit.
     assert!(matches!(
-        Prover::new(BatchShape::new(2, 9).unwrap(), pk.clone()),
+        Prover::new(BatchShape::new(2, 10).unwrap(), pk.clone()),
         Err(ProverError::KeyMismatch(_))
     ));
 }

@@ -318,7 +318,11 @@ async fn get_path(pos: u64, ctx: Arc<ApiContext>) -> Response {
                 "position": pos,
                 "leaf": field::to_hex(&leaf),
                 "root": field::to_hex(&root),
-                "siblings": path.siblings.iter().map(field::to_hex).collect::<Vec<_>>(),
+                "siblings": path
+                    .siblings
+                    .iter()
+                    .map(|level| level.iter().map(field::to_hex).collect::<Vec<_>>())
+                    .collect::<Vec<_>>(),
             }),
         ),
         None => error_response(
@@ -539,6 +543,12 @@ pub const OPENAPI: &str = r##"{
       "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
         "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
       "Field": {"type": "string", "pattern": "^(0x)?[0-9a-fA-F]{1,64}$", "description": "canonical BN254 scalar, hex"},
+      "NotePath": {"type": "object", "description": "4-ary Merkle path (docs/design-changes.md): per level, leaf to root, the three other children in child order; the position's base-4 digits place the node",
+        "required": ["position", "leaf", "root", "siblings"],
+        "properties": {"position": {"$ref": "#/components/schemas/U64"}, "leaf": {"$ref": "#/components/schemas/Field"},
+          "root": {"$ref": "#/components/schemas/Field"},
+          "siblings": {"type": "array", "description": "D / 2 levels", "items": {"type": "array", "minItems": 3, "maxItems": 3,
+            "items": {"$ref": "#/components/schemas/Field"}}}}},
       "U64": {"type": "integer", "minimum": 0, "maximum": 18446744073709551615},
       "Note": {"type": "object", "additionalProperties": false, "required": ["addr", "value", "rho", "r"],
         "properties": {"addr": {"$ref": "#/components/schemas/Field"}, "value": {"$ref": "#/components/schemas/U64"},
@@ -598,7 +608,8 @@ pub const OPENAPI: &str = r##"{
       "responses": {"200": {"description": "notes"}, "400": {"$ref": "#/components/responses/Error"}}}},
     "/v1/notes/{pos}/path": {"get": {"summary": "Merkle path of a note position at the current root",
       "parameters": [{"name": "pos", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/U64"}}],
-      "responses": {"200": {"description": "path"}, "404": {"$ref": "#/components/responses/Error"}}}},
+      "responses": {"200": {"description": "path", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NotePath"}}}},
+        "404": {"$ref": "#/components/responses/Error"}}}},
     "/v1/nullifiers/{nf}": {"get": {"summary": "Whether a nullifier is spent or pending",
       "parameters": [{"name": "nf", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Field"}}],
       "responses": {"200": {"description": "{spent, pending}"}, "400": {"$ref": "#/components/responses/Error"}}}},

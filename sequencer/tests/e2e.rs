@@ -131,13 +131,16 @@ async fn deposit_transfer_prove_and_verify() {
     assert_eq!(note.value, 300);
     let (s, path) = api.get(&format!("/v1/notes/{pos}/path")).await;
     assert_eq!(s, 200);
-    let siblings: Vec<Fr> = path["siblings"]
+    let siblings: Vec<[Fr; 3]> = path["siblings"]
         .as_array()
         .unwrap()
         .iter()
-        .map(fe)
+        .map(|level| {
+            let l: Vec<Fr> = level.as_array().unwrap().iter().map(fe).collect();
+            l.try_into().expect("three siblings per level")
+        })
         .collect();
-    assert_eq!(siblings.len(), shape().depth);
+    assert_eq!(siblings.len(), shape().depth / 2);
     let mp = veil_circuits::tree::MerklePath { siblings };
     assert_eq!(mp.root(note.commitment(), pos), summary.note_root);
     let (s, page) = api.get("/v1/notes?from=1&limit=2").await;

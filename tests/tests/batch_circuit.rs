@@ -41,12 +41,19 @@ fn resign(spec: &mut SlotSpec, sk: &SpendingKey) {
 
 /// Alice with two deposited notes (1000 and 500), Bob with 300.
 fn funded() -> (Scenario, SpendingKey, SpendingKey) {
-    let mut sc = Scenario::new(SHAPE, 42);
+    funded_in(SHAPE)
+}
+
+/// [`funded`] in a circuit of `shape`.
+fn funded_in(shape: BatchShape) -> (Scenario, SpendingKey, SpendingKey) {
+    let mut sc = Scenario::new(shape, 42);
     let alice = sc.new_key();
     let bob = sc.new_key();
     let d1 = sc.deposit(&alice, 1_000);
     let d2 = sc.deposit(&alice, 500);
-    sc.apply(&[d1, d2]).unwrap();
+    for batch in [d1, d2].chunks(shape.batch_size) {
+        sc.apply(batch).unwrap();
+    }
     let d3 = sc.deposit(&bob, 300);
     sc.apply(&[d3]).unwrap();
     (sc, alice, bob)
@@ -261,7 +268,11 @@ fn wrong_membership_path_or_position_is_unsatisfied() {
     let good = unchecked(&sc, &[SlotSpec::from(&t)]);
     assert!(satisfied(good.circuit()));
     let mut bad = good.clone();
-    bad.witness.slots[0].inputs[0].path.siblings[3] += Fr::one();
+    bad.witness.slots[0].inputs[0].path.siblings[1][2] += Fr::one();
+    assert!(!satisfied(bad.circuit()));
+    // the right siblings in the wrong order
+    let mut bad = good.clone();
+    bad.witness.slots[0].inputs[0].path.siblings[0].swap(0, 2);
     assert!(!satisfied(bad.circuit()));
     // A wrong position, re-signed so the nullifier is consistent with it.
     let mut spec = SlotSpec::from(&t);
@@ -300,31 +311,68 @@ fn wrong_low_leaf_is_unsatisfied() {
 
 #[test]
 fn output_appended_at_the_wrong_index_is_unsatisfied() {
-    let (mut sc, alice, bob) = funded();
-    let t = sc.pay(&alice, &bob, 100, 0, 0);
-    let good = unchecked(&sc, &[SlotSpec::from(&t)]);
-    let n = SHAPE.leaves_per_batch() as u64;
-    let k = SHAPE.subtree_height();
-    // The prover skips one aligned subtree and claims the matching state root.
-    let mut bad = good.clone();
-    let wrong = good.witness.note_subtree_start + n;
-    bad.witness.note_subtree_start = wrong;
-    bad.witness.note_subtree_siblings = sc.state.notes.subtree_path(wrong, k).unwrap().siblings;
-    let mut notes = sc.state.notes.tree().clone();
-    let leaves: Vec<Fr> = (0..n as usize)
-        .map(|i| {
-            good.public_fields
-                .get(i / 2)
-                .map(|f| f[2 + i % 2])
-                .unwrap_or(Fr::zero())
-        })
-        .collect();
-    notes.set_subtree(wrong, &leaves).unwrap();
-    let mut summary = good.new_state;
-    summary.note_root = notes.root();
-    summary.note_count = wrong + n;
-    bad.public_inputs.new_state_root = summary.state_root();
-    assert!(!satisfied(bad.circuit()));
+    // 2B = 4 (one 4-ary node), 2B = 8 and 2B = 2 (two halves of a node); an extra empty batch
+    // moves the starts to the other half of their parent
+    let mut wrong_pairs = 0;
+    for shape in [
+        SHAPE,
+        BatchShape::new(4, 8).unwrap(),
+        BatchShape::new(1, 8).unwrap(),
+    ] {
+        for extra in 0..2 {
+            let (mut sc, alice, bob) = funded_in(shape);
+            for _ in 0..extra {
+                sc.apply(&[]).unwrap();
+            }
+            let t = sc.pay(&alice, &bob, 100, 0, 0);
+            let good = unchecked(&sc, &[SlotSpec::from(&t)]);
+            assert!(satisfied(good.circuit()), "{shape}");
+            let n = shape.leaves_per_batch() as u64;
+            let k = shape.subtree_height();
+            // The prover skips one aligned subtree and claims the matching state root.
+            let mut bad = good.clone();
+            let wrong = good.witness.note_subtree_start + n;
+            bad.witness.note_subtree_start = wrong;
+            bad.witness.note_subtree_path = sc.state.notes.subtree_path(wrong, k).unwrap();
+            let mut notes = sc.state.notes.tree().clone();
+            let leaves: Vec<Fr> = (0..n as usize)
+                .map(|i| {
+                    good.public_fields
+                        .get(i / 2)
+                        .map(|f| f[2 + i % 2])
+                        .unwrap_or(Fr::zero())
+                })
+                .collect();
+            notes.set_subtree(wrong, &leaves).unwrap();
+            let mut summary = good.new_state;
+            summary.note_root = notes.root();
+            summary.note_count = wrong + n;
+            bad.public_inputs.new_state_root = summary.state_root();
+            assert!(!satisfied(bad.circuit()), "{shape}");
+
+            // Halves that are children (2, 3) of their parent: a wrong pair (the parent's
+            // other two children) is refused.
+            for tree in 0..2 {
+                let mut bad = good.clone();
+                let (start, path) = match tree {
+                    0 => (
+                        good.witness.note_subtree_start,
+                        &mut bad.witness.note_subtree_path,
+                    ),
+                    _ => (
+                        good.witness.nullifier_subtree_start,
+                        &mut bad.witness.nullifier_subtree_path,
+                    ),
+                };
+                if k % 2 == 1 && (start >> k) & 1 == 1 {
+                    path.pair.as_mut().unwrap()[1] += Fr::one();
+                    assert!(!satisfied(bad.circuit()), "{shape}: tree {tree} pair");
+                    wrong_pairs += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(wrong_pairs, 4, "both trees, both odd shapes");
 }
 
 #[test]

@@ -38,8 +38,8 @@ pub enum VerifyError {
         /// Which amount (`public_in`, `public_out` or `fee`).
         field: &'static str,
     },
-    /// A tree depth no rollup can have.
-    #[error("tree depth must be in 1..={max}, got {depth}")]
+    /// A tree depth no rollup can have (the 4-ary trees need an even depth).
+    #[error("tree depth must be even and in 2..={max}, got {depth}")]
     Depth {
         /// Depth given.
         depth: usize,

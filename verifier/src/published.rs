@@ -17,7 +17,7 @@ use crate::VerifyError;
 
 /// The state root of an empty rollup whose trees have depth `depth`.
 pub fn genesis_state_root(depth: usize) -> Result<Fr, VerifyError> {
-    if !(1..=MAX_DEPTH).contains(&depth) {
+    if veil_circuits::tree::levels_of(depth).is_err() {
         return Err(VerifyError::Depth {
             depth,
             max: MAX_DEPTH,
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn genesis_root_matches_the_state_and_rejects_bad_depths() {
-        for depth in [1, 8, 32] {
+        for depth in [2, 8, 32] {
             assert_eq!(
                 genesis_state_root(depth).unwrap(),
                 RollupState::genesis(depth).state_root()
@@ -138,9 +138,9 @@ mod tests {
         }
         assert_ne!(
             genesis_state_root(8).unwrap(),
-            genesis_state_root(9).unwrap()
+            genesis_state_root(10).unwrap()
         );
-        for depth in [0, MAX_DEPTH + 1] {
+        for depth in [0, 1, 9, MAX_DEPTH + 1] {
             assert!(matches!(
                 genesis_state_root(depth),
                 Err(VerifyError::Depth { .. })

@@ -248,7 +248,8 @@ struct PathJson {
     position: u64,
     leaf: String,
     root: String,
-    siblings: Vec<String>,
+    /// `D / 2` levels of three siblings.
+    siblings: Vec<Vec<String>>,
 }
 
 /// A client of one node.
@@ -353,7 +354,13 @@ impl NodeClient {
                 siblings: j
                     .siblings
                     .iter()
-                    .map(|s| decode(s))
+                    .map(|level| match level.as_slice() {
+                        [a, b, c] => Ok([decode(a)?, decode(b)?, decode(c)?]),
+                        _ => Err(ClientError::Decode {
+                            url: format!("{}{path}", self.base),
+                            reason: format!("a path level has {} siblings, not 3", level.len()),
+                        }),
+                    })
                     .collect::<Result<_, _>>()?,
             },
         })

@@ -26,8 +26,8 @@ use crate::eddsa::gadget::{enforce_signature, SignatureVar};
 use crate::gadgets::comparison::{canonical_bits, enforce_range_bits, is_less_than_bits};
 use crate::note::gadget::{commitment_var, nullifier_var, output_rho_var, owner_tag_var};
 use crate::poseidon::gadget::{hash_many_var, poseidon_var};
-use crate::tree::empty_roots;
-use crate::tree::gadget::{root_from_path_var, subtree_root_var};
+use crate::tree::gadget::{root_from_path_var, roots_from_path_var, subtree_update_var};
+use crate::tree::SubtreePath;
 
 /// The batch circuit: a witness and the public inputs it must reproduce.
 #[derive(Debug, Clone)]
@@ -100,6 +100,22 @@ fn witness_bits(
 ) -> Result<Vec<Boolean<Fr>>, SynthesisError> {
     (0..n)
         .map(|i| Boolean::new_witness(cs.clone(), || Ok(i < 64 && (value >> i) & 1 == 1)))
+        .collect()
+}
+
+fn witness_levels(
+    cs: &ConstraintSystemRef<Fr>,
+    levels: &[[Fr; 3]],
+) -> Result<Vec<[FpVar<Fr>; 3]>, SynthesisError> {
+    levels
+        .iter()
+        .map(|l| {
+            Ok([
+                witness_fr(cs, l[0])?,
+                witness_fr(cs, l[1])?,
+                witness_fr(cs, l[2])?,
+            ])
+        })
         .collect()
 }
 
@@ -226,12 +242,7 @@ impl BatchCircuit {
                 let nf = m.run(section::HASHING, || nullifier_var(&nk, &cm, &pos))?;
                 m.run(section::MEMBERSHIP, || {
                     let is_real = &e & &!value.is_zero()?;
-                    let siblings = input
-                        .path
-                        .siblings
-                        .iter()
-                        .map(|x| witness_fr(&cs, *x))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let siblings = witness_levels(&cs, &input.path.siblings)?;
                     let root = root_from_path_var(&cm, &pos_bits, &siblings)?;
                     root.conditional_enforce_equal(&old_note_root, &is_real)
                 })?;
@@ -323,25 +334,31 @@ impl BatchCircuit {
             note_leaves.push(fields[3].clone());
         }
 
-        // Appends: both subtrees were empty at their aligned start; write them.
-        let empty = FpVar::Constant(empty_roots(k)[k]);
+        // Appends: both subtrees were empty at their aligned start; write them with the same
+        // siblings.
+        let append = |path: &SubtreePath,
+                      leaves: &[FpVar<Fr>],
+                      idx_bits: &[Boolean<Fr>],
+                      current: &FpVar<Fr>|
+         -> Result<FpVar<Fr>, SynthesisError> {
+            let pair = match path.pair {
+                Some([x0, x1]) => Some([witness_fr(&cs, x0)?, witness_fr(&cs, x1)?]),
+                None => None,
+            };
+            let siblings = witness_levels(&cs, &path.path.siblings)?;
+            let (old, new) = subtree_update_var(leaves, idx_bits, pair.as_ref(), &siblings)?;
+            old.enforce_equal(current)?;
+            Ok(new)
+        };
         let new_note_root = m.run(section::APPENDS, || {
-            let siblings = w
-                .note_subtree_siblings
-                .iter()
-                .map(|x| witness_fr(&cs, *x))
-                .collect::<Result<Vec<_>, _>>()?;
-            root_from_path_var(&empty, &note_idx_bits, &siblings)?.enforce_equal(&old_note_root)?;
-            let root = subtree_root_var(&note_leaves)?;
-            root_from_path_var(&root, &note_idx_bits, &siblings)
+            append(
+                &w.note_subtree_path,
+                &note_leaves,
+                &note_idx_bits,
+                &old_note_root,
+            )
         })?;
         let new_nf_root = m.run(section::APPENDS, || {
-            let siblings = w
-                .nullifier_subtree_siblings
-                .iter()
-                .map(|x| witness_fr(&cs, *x))
-                .collect::<Result<Vec<_>, _>>()?;
-            root_from_path_var(&empty, &nf_idx_bits, &siblings)?.enforce_equal(&nf_root)?;
             let leaves = pending
                 .iter()
                 .map(|p| {
@@ -349,8 +366,7 @@ impl BatchCircuit {
                     select_or_zero(&p.present, &h)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let root = subtree_root_var(&leaves)?;
-            root_from_path_var(&root, &nf_idx_bits, &siblings)
+            append(&w.nullifier_subtree_path, &leaves, &nf_idx_bits, &nf_root)
         })?;
 
         m.run(section::HASHING, || {
@@ -429,17 +445,11 @@ fn insert_nullifier(
     // Tree mode: verify the low leaf at the current root, rewrite it with the same siblings.
     let tree_mode = enabled & &!&low_pending;
     let index_bits = witness_bits(cs, tree_index, depth)?;
-    let siblings = wit
-        .path
-        .siblings
-        .iter()
-        .map(|s| witness_fr(cs, *s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let siblings = witness_levels(cs, &wit.path.siblings)?;
     let old_leaf = leaf_hash_var(&v, &ni, &nv)?;
-    root_from_path_var(&old_leaf, &index_bits, &siblings)?
-        .conditional_enforce_equal(nf_root, &tree_mode)?;
     let new_leaf = leaf_hash_var(&v, new_index, x)?;
-    let updated = root_from_path_var(&new_leaf, &index_bits, &siblings)?;
+    let (old_root, updated) = roots_from_path_var(&old_leaf, &new_leaf, &index_bits, &siblings)?;
+    old_root.conditional_enforce_equal(nf_root, &tree_mode)?;
     *nf_root = tree_mode.select(&updated, nf_root)?;
 
     // Pending mode: rewrite the selected pending leaf's pointer.

@@ -23,10 +23,10 @@ use crate::field::{self, to_hex};
 use crate::keys::owner_tag;
 use crate::state::StateSummary;
 use crate::transfer::TransferPublic;
-use crate::tree::{MerklePath, NullifierLeaf};
+use crate::tree::{serde_hex_levels, MerklePath, NullifierLeaf, SubtreePath};
 
-/// The batch-file format version this build reads and writes.
-pub const BATCH_FILE_VERSION: u32 = 1;
+/// The batch-file format version this build reads and writes (2: 4-ary tree paths).
+pub const BATCH_FILE_VERSION: u32 = 2;
 
 /// Why a batch file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -115,14 +115,13 @@ pub struct WitnessJson {
     pub old: StateJson,
     /// Aligned start of the note subtree.
     pub note_subtree_start: u64,
-    /// Siblings above the note subtree (`D - log2(2B)`).
-    #[serde(with = "field::serde_hex_vec")]
-    pub note_subtree_siblings: Vec<Fr>,
+    /// The path above the note subtree: `{"pair": [X0, X1]}` (only if `log2(2B)` is odd) and
+    /// `{"path": {"siblings": [[s0, s1, s2], ...]}}`.
+    pub note_subtree_path: SubtreePath,
     /// Aligned start of the nullifier subtree.
     pub nullifier_subtree_start: u64,
-    /// Siblings above the nullifier subtree, after all low-leaf updates.
-    #[serde(with = "field::serde_hex_vec")]
-    pub nullifier_subtree_siblings: Vec<Fr>,
+    /// The path above the nullifier subtree, after all low-leaf updates.
+    pub nullifier_subtree_path: SubtreePath,
     /// Exactly `B` slots.
     pub slots: Vec<SlotJson>,
 }
@@ -206,9 +205,9 @@ pub struct InputJson {
     pub r: Fr,
     /// Leaf position.
     pub position: u64,
-    /// `D` siblings, leaf to root.
-    #[serde(with = "field::serde_hex_vec")]
-    pub path: Vec<Fr>,
+    /// `D / 2` levels of three siblings, leaf to root.
+    #[serde(with = "serde_hex_levels")]
+    pub path: Vec<[Fr; 3]>,
 }
 
 /// [`OutputWitness`].
@@ -234,9 +233,10 @@ pub struct InsertionJson {
     pub location: LocationJson,
     /// The low leaf before the update.
     pub low_leaf: LeafJson,
-    /// `D` siblings at the current nullifier root (zeros for a pending low leaf).
-    #[serde(with = "field::serde_hex_vec")]
-    pub path: Vec<Fr>,
+    /// `D / 2` levels of three siblings at the current nullifier root (zeros for a pending low
+    /// leaf).
+    #[serde(with = "serde_hex_levels")]
+    pub path: Vec<[Fr; 3]>,
 }
 
 /// [`LowLeafLocation`].
@@ -460,9 +460,9 @@ impl From<&BatchWitness> for WitnessJson {
                 nullifier_count: w.old.nullifier_count,
             },
             note_subtree_start: w.note_subtree_start,
-            note_subtree_siblings: w.note_subtree_siblings.clone(),
+            note_subtree_path: w.note_subtree_path.clone(),
             nullifier_subtree_start: w.nullifier_subtree_start,
-            nullifier_subtree_siblings: w.nullifier_subtree_siblings.clone(),
+            nullifier_subtree_path: w.nullifier_subtree_path.clone(),
             slots: w.slots.iter().map(SlotJson::from).collect(),
         }
     }
@@ -536,9 +536,9 @@ impl WitnessJson {
             },
             slots,
             note_subtree_start: self.note_subtree_start,
-            note_subtree_siblings: self.note_subtree_siblings.clone(),
+            note_subtree_path: self.note_subtree_path.clone(),
             nullifier_subtree_start: self.nullifier_subtree_start,
-            nullifier_subtree_siblings: self.nullifier_subtree_siblings.clone(),
+            nullifier_subtree_path: self.nullifier_subtree_path.clone(),
         };
         w.check_dimensions()?;
         Ok(w)
@@ -641,15 +641,22 @@ mod tests {
             Err(BatchFileError::BatchHashMismatch { .. })
         ));
         let mut bad = file.clone();
-        bad.version = 2;
+        bad.version = 1;
         assert!(matches!(
             bad.public_batch(),
-            Err(BatchFileError::Version { found: 2 })
+            Err(BatchFileError::Version { found: 1 })
         ));
 
         // A short path is refused before synthesis could panic on it.
         let mut bad = file.clone();
         bad.witness.as_mut().unwrap().slots[1].inputs[0].path.pop();
+        assert!(matches!(
+            bad.witness(),
+            Err(BatchFileError::Batch(BatchError::Witness(_)))
+        ));
+        // A subtree path of the wrong parity (2B = 4 leaves: no pair) is refused too.
+        let mut bad = file.clone();
+        bad.witness.as_mut().unwrap().note_subtree_path.pair = Some([Fr::from(1u64); 2]);
         assert!(matches!(
             bad.witness(),
             Err(BatchFileError::Batch(BatchError::Witness(_)))

@@ -4,7 +4,7 @@
 
 use ark_bn254::Fr;
 
-use super::{MerklePath, SparseMerkleTree, TreeError};
+use super::{MerklePath, SparseMerkleTree, SubtreePath, TreeError};
 
 /// The append-only note tree: a sparse tree plus the count of used positions.
 #[derive(Clone, Debug)]
@@ -14,12 +14,17 @@ pub struct NoteTree {
 }
 
 impl NoteTree {
-    /// An empty note tree of depth `depth` (`1..=MAX_DEPTH`).
-    pub fn new(depth: usize) -> Self {
-        NoteTree {
-            tree: SparseMerkleTree::new(depth),
+    /// An empty note tree of depth `depth` (even, `2..=MAX_DEPTH`).
+    pub fn try_new(depth: usize) -> Result<Self, TreeError> {
+        Ok(NoteTree {
+            tree: SparseMerkleTree::try_new(depth)?,
             count: 0,
-        }
+        })
+    }
+
+    /// [`Self::try_new`] for a depth known to be valid; panics otherwise.
+    pub fn new(depth: usize) -> Self {
+        Self::try_new(depth).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The root.
@@ -84,9 +89,9 @@ impl NoteTree {
         self.tree.path(pos)
     }
 
-    /// The siblings above the aligned subtree of height `k` at `start`.
-    pub fn subtree_path(&self, start: u64, k: usize) -> Result<MerklePath, TreeError> {
-        self.tree.subtree_path(start, k)
+    /// The path above the aligned subtree of `2^m` leaves at `start`.
+    pub fn subtree_path(&self, start: u64, m: usize) -> Result<SubtreePath, TreeError> {
+        self.tree.subtree_path(start, m)
     }
 
     /// The commitment at `pos` (`0` if empty).
@@ -98,7 +103,7 @@ impl NoteTree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::empty_roots;
+    use crate::tree::{empty_roots, sparse::naive_root, subtree_roots};
     use ark_ff::Zero;
 
     fn cms(from: u64, n: u64) -> Vec<Fr> {
@@ -108,7 +113,11 @@ mod tests {
     #[test]
     fn append_and_paths() {
         let mut t = NoteTree::new(8);
-        assert_eq!(t.root(), empty_roots(8)[8]);
+        assert_eq!(t.root(), empty_roots(4)[4]);
+        assert_eq!(
+            NoteTree::try_new(7).map(|t| t.depth()),
+            Err(TreeError::BadDepth { depth: 7 })
+        );
         for (i, cm) in cms(0, 5).into_iter().enumerate() {
             assert_eq!(t.append(cm).unwrap(), i as u64);
         }
@@ -143,30 +152,36 @@ mod tests {
         }
         assert_eq!(t.root(), by_hand.root());
         assert_eq!(t.count(), by_hand.count());
+        let mut dense = vec![Fr::zero(); 17];
+        dense[0] = Fr::from(7u64);
+        dense[4..17].copy_from_slice(&[cms(0, 4), cms(4, 8), cms(12, 1)].concat());
+        assert_eq!(t.root(), naive_root(4, &dense));
+        // 8 leaves at 8: two halves (nodes 2 and 3 of level 1), children (2, 3) of their parent
         let sub = t.subtree_path(8, 3).unwrap();
-        assert_eq!(sub.root(t.tree().node(3, 1), 1), t.root());
+        assert_eq!(sub.pair, Some([t.tree().node(1, 0), t.tree().node(1, 1)]));
+        assert_eq!(sub.root(&subtree_roots(&cms(4, 8)), 1), t.root());
     }
 
     #[test]
     fn full_tree_is_rejected() {
-        let mut t = NoteTree::new(3);
-        assert_eq!(t.append_subtree(&cms(0, 4)).unwrap(), 0);
+        let mut t = NoteTree::new(4);
+        assert_eq!(t.append_subtree(&cms(0, 8)).unwrap(), 0);
         t.append(Fr::from(1u64)).unwrap();
         assert_eq!(
-            t.append_subtree(&cms(0, 4)),
-            Err(TreeError::TreeFull { depth: 3 })
+            t.append_subtree(&cms(0, 8)),
+            Err(TreeError::TreeFull { depth: 4 })
         );
         assert_eq!(
             t.append_subtree(&cms(0, 3)),
             Err(TreeError::BadSubtreeLength { len: 3 })
         );
-        assert_eq!(t.append_subtree(&cms(0, 2)).unwrap(), 6);
+        assert_eq!(t.append_subtree(&cms(0, 4)).unwrap(), 12);
         let root = t.root();
         assert_eq!(
             t.append(Fr::from(3u64)),
-            Err(TreeError::TreeFull { depth: 3 })
+            Err(TreeError::TreeFull { depth: 4 })
         );
         assert_eq!(t.root(), root);
-        assert_eq!(t.count(), 8);
+        assert_eq!(t.count(), 16);
     }
 }

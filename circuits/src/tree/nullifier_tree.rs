@@ -56,17 +56,22 @@ pub struct NullifierTree {
 }
 
 impl NullifierTree {
-    /// The genesis tree of depth `depth`: leaf 0 is `(0, 0, 0)`, count 1.
-    pub fn new(depth: usize) -> Self {
-        let mut tree = SparseMerkleTree::new(depth);
+    /// The genesis tree of depth `depth` (even, `2..=MAX_DEPTH`): leaf 0 is `(0, 0, 0)`, count 1.
+    pub fn try_new(depth: usize) -> Result<Self, TreeError> {
+        let mut tree = SparseMerkleTree::try_new(depth)?;
         let genesis = NullifierLeaf::default();
-        tree.set_leaf(0, genesis.hash()).expect("index 0 exists");
-        NullifierTree {
+        tree.set_leaf(0, genesis.hash())?;
+        Ok(NullifierTree {
             tree,
             leaves: HashMap::from([(0, genesis)]),
             by_value: BTreeMap::from([(Fr::zero(), 0)]),
             count: 1,
-        }
+        })
+    }
+
+    /// [`Self::try_new`] for a depth known to be valid; panics otherwise.
+    pub fn new(depth: usize) -> Self {
+        Self::try_new(depth).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The root.
@@ -394,11 +399,11 @@ mod tests {
         for _ in 0..n {
             t.insert(rng.gen()).unwrap();
         }
-        // sequential indices share their upper paths: about 2n + D nodes
+        // sequential indices share their upper paths: about 4n / 3 + D / 2 nodes
         let stored = t.tree().stored_nodes();
         eprintln!("{n} nullifiers at depth 32: {stored} stored nodes");
-        assert!(stored <= (n + 1) * 33);
-        assert!(stored <= 2 * (n + 1) + 32 * 2);
+        assert!(stored <= (n + 1) * 17);
+        assert!(stored <= 4 * (n + 1) / 3 + 2 * 16);
     }
 
     /// Inserts `values` as one subtree the way a batch does: new leaves point to their successor

@@ -1,13 +1,13 @@
-//! A sparse binary Poseidon Merkle tree of depth up to `MAX_DEPTH`: only nodes that differ from
-//! the empty-subtree root of their level are stored, so a 2^32-leaf tree costs memory in
-//! proportion to the leaves written, and every update rehashes one path, never the tree.
+//! A sparse 4-ary Poseidon Merkle tree of depth `D` (`2^D` leaves, `D / 2` levels, `D` even, up
+//! to `MAX_DEPTH`): only nodes that differ from the empty-subtree root of their level are
+//! stored, so a 2^32-leaf tree costs memory in proportion to the leaves written, and every
+//! update rehashes one path, never the tree.
 
 use std::collections::HashMap;
 
 use ark_bn254::Fr;
 
-use super::{empty_roots, MerklePath, TreeError};
-use crate::constants::MAX_DEPTH;
+use super::{empty_roots, levels_of, MerklePath, SubtreePath, TreeError, ARITY};
 
 #[cfg(test)]
 thread_local! {
@@ -15,36 +15,45 @@ thread_local! {
 }
 
 /// The node hash; tests count its calls.
-fn hash2(left: Fr, right: Fr) -> Fr {
+fn hash4(children: [Fr; ARITY]) -> Fr {
     #[cfg(test)]
     HASHES.with(|h| h.set(h.get() + 1));
-    crate::poseidon::hash2(left, right)
+    super::node_hash(&children)
 }
 
-/// A binary Merkle tree with `2^depth` leaves, stored sparsely as `(level, index) -> node`.
+/// A 4-ary Merkle tree with `2^depth` leaves, stored sparsely as `(level, index) -> node`.
 #[derive(Clone, Debug)]
 pub struct SparseMerkleTree {
     depth: usize,
+    levels: usize,
     /// Non-empty nodes; an absent node is the empty-subtree root of its level.
     nodes: HashMap<(u8, u64), Fr>,
 }
 
 impl SparseMerkleTree {
-    /// An empty tree of the given depth (`1..=MAX_DEPTH`; panics otherwise).
-    pub fn new(depth: usize) -> Self {
-        assert!(
-            (1..=MAX_DEPTH).contains(&depth),
-            "tree depth must be in 1..={MAX_DEPTH}, got {depth}"
-        );
-        SparseMerkleTree {
+    /// An empty tree of the given depth (even, `2..=MAX_DEPTH`).
+    pub fn try_new(depth: usize) -> Result<Self, TreeError> {
+        Ok(SparseMerkleTree {
             depth,
+            levels: levels_of(depth)?,
             nodes: HashMap::new(),
-        }
+        })
     }
 
-    /// The depth `D`: the number of hashes from a leaf to the root.
+    /// [`Self::try_new`] for a depth known to be valid (e.g. a checked `BatchShape`'s); panics
+    /// on an odd or out-of-range depth.
+    pub fn new(depth: usize) -> Self {
+        Self::try_new(depth).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The depth `D`: `log2` of the capacity.
     pub fn depth(&self) -> usize {
         self.depth
+    }
+
+    /// The number of 4-ary levels, `D / 2`: the number of hashes from a leaf to the root.
+    pub fn levels(&self) -> usize {
+        self.levels
     }
 
     /// The number of leaf positions, `2^D`.
@@ -54,17 +63,17 @@ impl SparseMerkleTree {
 
     /// The root.
     pub fn root(&self) -> Fr {
-        self.node(self.depth, 0)
+        self.node(self.levels, 0)
     }
 
-    /// The node at `level` (0 = leaves) and `index`; empty nodes (and indices beyond the level's
-    /// width) read as the empty-subtree root of the level.
+    /// The node at 4-ary `level` (0 = leaves) and `index`; empty nodes (and indices beyond the
+    /// level's width) read as the empty-subtree root of the level.
     pub fn node(&self, level: usize, index: u64) -> Fr {
-        assert!(level <= self.depth, "level {level} above the root");
+        assert!(level <= self.levels, "level {level} above the root");
         self.nodes
             .get(&(level as u8, index))
             .copied()
-            .unwrap_or_else(|| empty_roots(self.depth)[level])
+            .unwrap_or_else(|| empty_roots(self.levels)[level])
     }
 
     /// The leaf at `pos` (`0` if never written or beyond the capacity).
@@ -88,24 +97,29 @@ impl SparseMerkleTree {
     }
 
     fn store(&mut self, level: usize, index: u64, value: Fr) {
-        if value == empty_roots(self.depth)[level] {
+        if value == empty_roots(self.levels)[level] {
             self.nodes.remove(&(level as u8, index));
         } else {
             self.nodes.insert((level as u8, index), value);
         }
     }
 
-    /// Recomputes the nodes above `(level, index)` up to the root: `D - level` hashes.
+    fn children(&self, level: usize, index: u64) -> [Fr; ARITY] {
+        let first = index & !3;
+        [0, 1, 2, 3].map(|j| self.node(level, first + j))
+    }
+
+    /// Recomputes the nodes above `(level, index)` up to the root: `D / 2 - level` hashes.
     fn rehash_above(&mut self, mut level: usize, mut index: u64) {
-        while level < self.depth {
-            let (left, right) = (self.node(level, index & !1), self.node(level, index | 1));
+        while level < self.levels {
+            let children = self.children(level, index);
             level += 1;
-            index >>= 1;
-            self.store(level, index, hash2(left, right));
+            index >>= 2;
+            self.store(level, index, hash4(children));
         }
     }
 
-    /// Writes one leaf and updates the `D` nodes above it.
+    /// Writes one leaf and updates the `D / 2` nodes above it.
     pub fn set_leaf(&mut self, pos: u64, leaf: Fr) -> Result<(), TreeError> {
         self.check_position(pos)?;
         self.store(0, pos, leaf);
@@ -113,20 +127,28 @@ impl SparseMerkleTree {
         Ok(())
     }
 
-    /// The authentication path of the leaf at `pos` (`D` siblings).
+    /// The authentication path of the leaf at `pos` (`D / 2` levels of three siblings).
     pub fn path(&self, pos: u64) -> Result<MerklePath, TreeError> {
         self.check_position(pos)?;
         Ok(self.path_from(0, pos))
     }
 
+    /// The three other children at each level from `(level, index)` up.
     fn path_from(&self, level: usize, index: u64) -> MerklePath {
-        let siblings = (level..self.depth)
-            .map(|l| self.node(l, (index >> (l - level)) ^ 1))
+        let siblings = (level..self.levels)
+            .map(|l| {
+                let i = index >> (2 * (l - level));
+                let c = self.children(l, i);
+                let digit = (i & 3) as usize;
+                let mut s = c.iter().enumerate().filter(|(j, _)| *j != digit);
+                [0, 1, 2].map(|_| *s.next().expect("three others").1)
+            })
             .collect();
         MerklePath { siblings }
     }
 
-    /// Checks that `len` leaves at `start` form an aligned subtree; returns its height `k`.
+    /// Checks that `len` leaves at `start` form an aligned subtree; returns its binary height
+    /// `m` (`len = 2^m`).
     pub fn check_subtree(&self, start: u64, len: usize) -> Result<usize, TreeError> {
         if len == 0 || !len.is_power_of_two() || len as u64 > self.capacity() {
             return Err(TreeError::BadSubtreeLength { len });
@@ -139,54 +161,88 @@ impl SparseMerkleTree {
         Ok(len.trailing_zeros() as usize)
     }
 
-    /// Writes `leaves` (a power-of-two count `2^k`) at `start` (a multiple of `2^k`): hashes the
-    /// subtree (`2^k - 1` hashes) and then the path above it once (`D - k` hashes).
+    /// Writes `leaves` (a power-of-two count `2^m`) at `start` (a multiple of `2^m`): hashes the
+    /// subtree as 4-ary nodes up to level `⌊m / 2⌋` (one node, or two halves for odd `m`) and
+    /// then the path above it once (`D / 2 - ⌊m / 2⌋` hashes).
     pub fn set_subtree(&mut self, start: u64, leaves: &[Fr]) -> Result<(), TreeError> {
-        let k = self.check_subtree(start, leaves.len())?;
+        self.check_subtree(start, leaves.len())?;
         let mut level_nodes = leaves.to_vec();
         let mut index = start;
+        let mut level = 0;
         for (i, leaf) in level_nodes.iter().enumerate() {
             self.store(0, index + i as u64, *leaf);
         }
-        for level in 1..=k {
+        while level_nodes.len() >= ARITY {
             level_nodes = level_nodes
-                .chunks_exact(2)
-                .map(|p| hash2(p[0], p[1]))
+                .chunks_exact(ARITY)
+                .map(|c| hash4([c[0], c[1], c[2], c[3]]))
                 .collect();
-            index >>= 1;
+            index >>= 2;
+            level += 1;
             for (i, node) in level_nodes.iter().enumerate() {
                 self.store(level, index + i as u64, *node);
             }
         }
-        self.rehash_above(k, index);
+        self.rehash_above(level, index);
         Ok(())
     }
 
-    /// The `D - k` siblings above the aligned subtree of height `k` starting at leaf `start`:
-    /// `subtree_path(start, k).root(subtree_root, start >> k)` is the tree root.
-    pub fn subtree_path(&self, start: u64, k: usize) -> Result<MerklePath, TreeError> {
-        if k > self.depth {
+    /// The path above the aligned subtree of `2^m` leaves at leaf `start` ([`SubtreePath`]):
+    /// `subtree_path(start, m).root(&subtree_roots(leaves), start >> m)` is the root with those
+    /// leaves written.
+    pub fn subtree_path(&self, start: u64, m: usize) -> Result<SubtreePath, TreeError> {
+        if m > self.depth {
             return Err(TreeError::BadSubtreeLength {
-                len: 1usize << k.min(63),
+                len: 1usize << m.min(63),
             });
         }
-        self.check_subtree(start, 1usize << k)?;
-        Ok(self.path_from(k, start >> k))
+        self.check_subtree(start, 1usize << m)?;
+        let k = m / 2;
+        let index = start >> (2 * k);
+        if m.is_multiple_of(2) {
+            return Ok(SubtreePath {
+                pair: None,
+                path: self.path_from(k, index),
+            });
+        }
+        // The halves are children (0, 1) or (2, 3) of their parent; the pair is the other two.
+        let other = (index ^ 2) & !1;
+        Ok(SubtreePath {
+            pair: Some([self.node(k, other), self.node(k, other + 1)]),
+            path: self.path_from(k + 1, index >> 2),
+        })
     }
+}
+
+/// The root of a tree of `levels` 4-ary levels over `leaves` (the rest empty), hashing every
+/// node of the full tree: the independent reference the sparse tree is tested against.
+#[cfg(test)]
+pub(crate) fn naive_root(levels: usize, leaves: &[Fr]) -> Fr {
+    use ark_ff::Zero;
+    let mut level: Vec<Fr> = (0..1usize << (2 * levels))
+        .map(|i| leaves.get(i).copied().unwrap_or_else(Fr::zero))
+        .collect();
+    for _ in 0..levels {
+        level = level.chunks(4).map(crate::poseidon::poseidon).collect();
+    }
+    level[0]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::constants::MAX_DEPTH;
+    use crate::tree::{node_hash, subtree_roots};
     use ark_ff::Zero;
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
 
     #[test]
     fn empty_tree_root_is_empty_root() {
-        for depth in [1, 8, 16, 32, MAX_DEPTH] {
+        for depth in [2, 8, 16, 32, MAX_DEPTH] {
             let t = SparseMerkleTree::new(depth);
-            assert_eq!(t.root(), empty_roots(depth)[depth]);
+            assert_eq!(t.levels(), depth / 2);
+            assert_eq!(t.root(), empty_roots(depth / 2)[depth / 2]);
             let last = t.capacity() - 1;
             assert_eq!(t.leaf(last), Fr::zero());
             assert_eq!(t.path(last).unwrap().root(Fr::zero(), last), t.root());
@@ -194,27 +250,41 @@ mod tests {
     }
 
     #[test]
-    fn set_get_and_depth_two_by_hand() {
-        let mut t = SparseMerkleTree::new(2);
+    fn odd_or_bad_depths_are_refused() {
+        for depth in [0, 1, 3, 9, 33, MAX_DEPTH + 2] {
+            assert_eq!(
+                SparseMerkleTree::try_new(depth).map(|t| t.depth()),
+                Err(TreeError::BadDepth { depth })
+            );
+        }
+    }
+
+    #[test]
+    fn set_get_and_depth_four_by_hand() {
+        let mut t = SparseMerkleTree::new(4);
         let (a, b) = (Fr::from(11u64), Fr::from(22u64));
         t.set_leaf(1, a).unwrap();
-        t.set_leaf(2, b).unwrap();
+        t.set_leaf(6, b).unwrap();
         assert_eq!(t.leaf(1), a);
-        assert_eq!(t.leaf(2), b);
+        assert_eq!(t.leaf(6), b);
         assert_eq!(t.leaf(0), Fr::zero());
         let z = Fr::zero();
-        assert_eq!(t.root(), hash2(hash2(z, a), hash2(b, z)));
-        assert_eq!(t.node(1, 0), hash2(z, a));
+        let e1 = node_hash(&[z; 4]);
+        let n0 = node_hash(&[z, a, z, z]);
+        let n1 = node_hash(&[z, z, b, z]);
+        assert_eq!(t.node(1, 0), n0);
+        assert_eq!(t.root(), node_hash(&[n0, n1, e1, e1]));
+        assert_eq!(t.path(6).unwrap().siblings, vec![[z, z, z], [n0, e1, e1]]);
         assert_eq!(
-            t.set_leaf(4, a),
+            t.set_leaf(16, a),
             Err(TreeError::PositionOutOfRange {
-                position: 4,
-                capacity: 4
+                position: 16,
+                capacity: 16
             })
         );
         // clearing a leaf restores emptiness and the storage
         t.set_leaf(1, z).unwrap();
-        t.set_leaf(2, z).unwrap();
+        t.set_leaf(6, z).unwrap();
         assert_eq!(t.root(), empty_roots(2)[2]);
         assert_eq!(t.stored_nodes(), 0);
     }
@@ -244,8 +314,12 @@ mod tests {
             Err(TreeError::BadSubtreeLength { .. })
         ));
         t.set_subtree(0, &[Fr::from(1u64); 16]).unwrap();
-        assert_eq!(t.subtree_path(0, 4).unwrap().siblings.len(), 0);
+        assert_eq!(t.subtree_path(0, 4).unwrap().path.len(), 0);
         assert!(t.subtree_path(0, 5).is_err());
+        // an odd height: two halves and the pair
+        let p = t.subtree_path(8, 3).unwrap();
+        assert_eq!(p.pair, Some([t.node(1, 0), t.node(1, 1)]));
+        assert_eq!(p.path.len(), 0);
     }
 
     #[test]
@@ -256,8 +330,8 @@ mod tests {
         for _ in 0..n {
             t.set_leaf(rng.gen::<u32>() as u64, rng.gen()).unwrap();
         }
-        assert!(t.stored_nodes() <= n * 33, "{} nodes", t.stored_nodes());
-        assert!(t.stored_nodes() >= n * 20);
+        assert!(t.stored_nodes() <= n * 17, "{} nodes", t.stored_nodes());
+        assert!(t.stored_nodes() >= n * 10);
     }
 
     #[test]
@@ -277,19 +351,25 @@ mod tests {
         eprintln!("set_subtree(32 leaves, D = 32): {per:?}; set_leaf: {one:?}");
         assert!(per < std::time::Duration::from_millis(20));
 
-        // the cost is exactly 2^k - 1 + (D - k) hashes, and D for one leaf
+        // 32 leaves = 2 halves of 16: 2 * (4 + 1) subtree hashes, then 16 - 2 levels; and
+        // D / 2 for one leaf
         let before = HASHES.with(|h| h.get());
         t.set_subtree(64 * 32, &leaves).unwrap();
-        assert_eq!(HASHES.with(|h| h.get()) - before, 31 + (32 - 5));
+        assert_eq!(HASHES.with(|h| h.get()) - before, 10 + (16 - 2));
+        let before = HASHES.with(|h| h.get());
+        t.set_subtree(64 * 64, &[leaves.clone(), leaves.clone()].concat())
+            .unwrap();
+        assert_eq!(HASHES.with(|h| h.get()) - before, 21 + (16 - 3));
         let before = HASHES.with(|h| h.get());
         t.set_leaf(7, leaves[1]).unwrap();
-        assert_eq!(HASHES.with(|h| h.get()) - before, 32);
+        assert_eq!(HASHES.with(|h| h.get()) - before, 16);
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
-        fn paths_open_to_the_root(seed in any::<u64>(), depth in 1usize..=20, n in 1usize..20) {
+        fn paths_open_to_the_root(seed in any::<u64>(), levels in 1usize..=10, n in 1usize..20) {
+            let depth = 2 * levels;
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             let mut t = SparseMerkleTree::new(depth);
             let cap = 1u64 << depth;
@@ -304,14 +384,37 @@ mod tests {
             positions.push(rng.gen_range(0..cap)); // probably empty
             for pos in positions {
                 let path = t.path(pos).unwrap();
-                prop_assert_eq!(path.len(), depth);
+                prop_assert_eq!(path.len(), levels);
                 prop_assert_eq!(path.root(t.leaf(pos), pos), t.root());
             }
         }
 
         #[test]
-        fn set_subtree_equals_leaf_by_leaf(seed in any::<u64>(), depth in 1usize..=16, k in 0usize..=5, prefill in 0usize..8) {
-            let k = k.min(depth);
+        fn matches_the_naive_full_tree(seed in any::<u64>(), levels in 1usize..=4, n in 0usize..12) {
+            let depth = 2 * levels;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut t = SparseMerkleTree::new(depth);
+            let mut dense = vec![Fr::zero(); 1 << depth];
+            for _ in 0..n {
+                let (pos, leaf) = (rng.gen_range(0..t.capacity()), rng.gen());
+                t.set_leaf(pos, leaf).unwrap();
+                dense[pos as usize] = leaf;
+            }
+            prop_assert_eq!(t.root(), naive_root(levels, &dense));
+            // a subtree write, too
+            let m = rng.gen_range(0..=depth);
+            let len = 1usize << m;
+            let start = rng.gen_range(0..(1usize << depth) / len) * len;
+            let leaves: Vec<Fr> = (0..len).map(|_| rng.gen()).collect();
+            t.set_subtree(start as u64, &leaves).unwrap();
+            dense[start..start + len].copy_from_slice(&leaves);
+            prop_assert_eq!(t.root(), naive_root(levels, &dense));
+        }
+
+        #[test]
+        fn set_subtree_equals_leaf_by_leaf(seed in any::<u64>(), levels in 1usize..=8, m in 0usize..=6, prefill in 0usize..8) {
+            let depth = 2 * levels;
+            let m = m.min(depth);
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             let mut a = SparseMerkleTree::new(depth);
             for _ in 0..prefill {
@@ -319,8 +422,9 @@ mod tests {
                 a.set_leaf(pos, leaf).unwrap();
             }
             let mut b = a.clone();
-            let len = 1u64 << k;
+            let len = 1u64 << m;
             let start = rng.gen_range(0..(a.capacity() / len)) * len;
+            let sub = a.subtree_path(start, m).unwrap();
             // some leaves zero, to exercise empty storage
             let leaves: Vec<Fr> = (0..len).map(|_| if rng.gen_bool(0.2) { Fr::zero() } else { rng.gen() }).collect();
             a.set_subtree(start, &leaves).unwrap();
@@ -329,9 +433,11 @@ mod tests {
             }
             prop_assert_eq!(a.root(), b.root());
             prop_assert_eq!(&a.nodes, &b.nodes);
-            let sub = a.subtree_path(start, k).unwrap();
-            prop_assert_eq!(sub.len(), depth - k);
-            prop_assert_eq!(sub.root(a.node(k, start >> k), start >> k), a.root());
+            // the path taken before the write opens the new root with the subtree's roots
+            prop_assert_eq!(sub.pair.is_some(), m % 2 == 1);
+            prop_assert_eq!(sub.path.len(), (depth - m) / 2);
+            prop_assert_eq!(sub.root(&subtree_roots(&leaves), start >> m), a.root());
+            prop_assert_eq!(a.subtree_path(start, m).unwrap(), sub);
         }
     }
 }
