@@ -10,6 +10,7 @@ mod load;
 mod machine;
 mod measure;
 mod msm;
+mod synth;
 mod table;
 
 use std::io::Write;
@@ -49,6 +50,9 @@ enum Command {
     LoadNode(load::NodeArgs),
     /// Veil's MSM against arkworks' on BN254 G1 and G2 (`make bench-msm`).
     Msm(msm::Args),
+    /// Witness synthesis alone, repeated (profiling).
+    #[command(hide = true)]
+    Synth(synth::Args),
 }
 
 /// Arguments of `veil-bench prover`.
@@ -213,6 +217,7 @@ fn main() {
         Command::Load(args) => load::run(args),
         Command::LoadNode(args) => load::run_node(args),
         Command::Msm(args) => msm::run(args),
+        Command::Synth(args) => synth::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

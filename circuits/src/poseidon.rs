@@ -80,28 +80,34 @@ fn sparse_permutation(n_inputs: usize) -> &'static SparsePermutation {
     TABLE[n_inputs - 1].get_or_init(|| SparsePermutation::new(constants(n_inputs)))
 }
 
-fn hash_width<const T: usize>(inputs: &[Fr]) -> Fr {
+fn hash_width<const T: usize>(inputs: &[Fr], trace: &mut impl FnMut([Fr; 3])) -> Fr {
     let mut state = [Fr::zero(); T];
     state[1..].copy_from_slice(inputs);
-    sparse_permutation(T - 1).permute(&mut state);
+    sparse_permutation(T - 1).permute_traced(&mut state, trace);
     state[0]
+}
+
+/// [`poseidon`], reporting `[x^2, x^4, x^5]` of every S-box to `trace` in the gadget's order
+/// (see `SparsePermutation::permute_traced`): the witness of [`gadget::poseidon_var`].
+pub(crate) fn poseidon_traced(inputs: &[Fr], trace: &mut impl FnMut([Fr; 3])) -> Fr {
+    match inputs.len() {
+        1 => hash_width::<2>(inputs, trace),
+        2 => hash_width::<3>(inputs, trace),
+        3 => hash_width::<4>(inputs, trace),
+        4 => hash_width::<5>(inputs, trace),
+        5 => hash_width::<6>(inputs, trace),
+        6 => hash_width::<7>(inputs, trace),
+        7 => hash_width::<8>(inputs, trace),
+        8 => hash_width::<9>(inputs, trace),
+        n => panic!("Poseidon takes 1..=8 inputs, got {n}"),
+    }
 }
 
 /// circomlib `Poseidon(n)` of 1..=8 field elements: one permutation of width `n + 1`, state
 /// `[0, inputs..]`, output the first state element. Computed with sparse partial rounds
 /// ([`sparse`]); the gadget uses the textbook rounds of [`constants`].
 pub fn poseidon(inputs: &[Fr]) -> Fr {
-    match inputs.len() {
-        1 => hash_width::<2>(inputs),
-        2 => hash_width::<3>(inputs),
-        3 => hash_width::<4>(inputs),
-        4 => hash_width::<5>(inputs),
-        5 => hash_width::<6>(inputs),
-        6 => hash_width::<7>(inputs),
-        7 => hash_width::<8>(inputs),
-        8 => hash_width::<9>(inputs),
-        n => panic!("Poseidon takes 1..=8 inputs, got {n}"),
-    }
+    poseidon_traced(inputs, &mut |_| {})
 }
 
 /// `H(a, b)`: two-input Poseidon, the tree node hash.

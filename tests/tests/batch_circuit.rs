@@ -9,7 +9,7 @@ use ark_bn254::Fr;
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ed_on_bn254::{EdwardsAffine, Fr as JubjubScalar};
 use ark_ff::{One, UniformRand, Zero};
-use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystem};
+use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystem, SynthesisMode};
 use veil_circuits::batch::{
     build_batch_unchecked, BatchShape, BuiltBatch, InputSpec, LowLeafLocation, OutputWitness,
     SlotSpec,
@@ -75,6 +75,46 @@ fn valid_mixed_batches_satisfy_every_shape() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// The assignment of `circuit` synthesised in `mode` (instance then witness) and its
+/// constraint count.
+fn assignment(circuit: BatchCircuit, mode: SynthesisMode) -> (Vec<Fr>, usize) {
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_mode(mode);
+    circuit.generate_constraints(cs.clone()).unwrap();
+    let cs = cs.borrow().unwrap();
+    let z = [
+        cs.instance_assignment.as_slice(),
+        cs.witness_assignment.as_slice(),
+    ]
+    .concat();
+    (z, cs.num_constraints)
+}
+
+/// The prover synthesises only the assignment (the gadgets' witness-only paths skip building
+/// linear combinations); it must be exactly the full synthesis's, on every kind of batch.
+#[test]
+fn witness_only_synthesis_equals_full_synthesis() {
+    for (batch_size, depth) in [(1, 8), (2, 16), (4, 8)] {
+        let shape = BatchShape::new(batch_size, depth).unwrap();
+        let (_, batches) = mixed_history(shape, 11);
+        for (i, b) in batches.iter().enumerate() {
+            let full = assignment(
+                b.circuit(),
+                SynthesisMode::Prove {
+                    construct_matrices: true,
+                },
+            );
+            let witness = assignment(
+                b.circuit(),
+                SynthesisMode::Prove {
+                    construct_matrices: false,
+                },
+            );
+            assert!(full == witness, "{shape} batch {i}");
         }
     }
 }

@@ -117,6 +117,9 @@ pub fn poseidon_var(inputs: &[FpVar<Fr>]) -> Result<FpVar<Fr>, SynthesisError> {
         let values: Vec<Fr> = inputs.iter().map(|v| v.value()).collect::<Result<_, _>>()?;
         return Ok(FpVar::Constant(super::poseidon(&values)));
     }
+    if !cs.is_in_setup_mode() && !cs.should_construct_matrices() {
+        return poseidon_witness(&cs, inputs);
+    }
     let c = constants(inputs.len());
     let t = c.width;
     let mut state: Vec<Cell> = Vec::with_capacity(t);
@@ -145,11 +148,58 @@ pub fn poseidon_var(inputs: &[FpVar<Fr>]) -> Result<FpVar<Fr>, SynthesisError> {
         }
     }
     let out = state.pop().expect("one output");
-    if cs.is_in_setup_mode() {
-        // values are absent; keep the combination symbolic
-    }
     let var = cs.new_lc(out.lc)?;
     Ok(FpVar::Var(AllocatedFp::new(out.value, var, cs)))
+}
+
+/// [`poseidon_var`] when only the assignment is wanted (proving without matrices): the same
+/// witness variables in the same order, each S-box's `x^2, x^4, x^5` from the native sparse-round
+/// permutation, and as many (empty) constraints, without building the linear combinations that
+/// dominate the full synthesis. The output is the textbook path's combination of the last
+/// round's `x^5` variables. Equal assignments in both modes are tested here and on the whole
+/// batch circuit.
+fn poseidon_witness(
+    cs: &ConstraintSystemRef<Fr>,
+    inputs: &[FpVar<Fr>],
+) -> Result<FpVar<Fr>, SynthesisError> {
+    let values: Vec<Fr> = inputs.iter().map(|v| v.value()).collect::<Result<_, _>>()?;
+    let c = constants(inputs.len());
+    let t = c.width;
+    let sboxes = c.full_rounds * t + c.partial_rounds;
+    // The first round's S-boxes of constants (the capacity element, constant inputs) are folded.
+    let folded = |i: usize| i < t && (i == 0 || matches!(inputs[i - 1], FpVar::Constant(_)));
+    let mut k = 0;
+    let mut last = Vec::with_capacity(t);
+    let mut result = Ok(());
+    let out = super::poseidon_traced(&values, &mut |powers| {
+        let i = k;
+        k += 1;
+        if folded(i) || result.is_err() {
+            return;
+        }
+        let alloc = || -> Result<Variable, SynthesisError> {
+            let mut var = Variable::Zero;
+            for p in powers {
+                var = cs.new_witness_variable(|| Ok(p))?;
+                cs.enforce_constraint(
+                    LinearCombination::zero(),
+                    LinearCombination::zero(),
+                    LinearCombination::zero(),
+                )?;
+            }
+            Ok(var)
+        };
+        match alloc() {
+            Ok(x5) if i >= sboxes - t => last.push(x5),
+            Ok(_) => {}
+            Err(e) => result = Err(e),
+        }
+    });
+    result?;
+    debug_assert_eq!(last.len(), t);
+    let lc = LinearCombination(c.mds[0].iter().copied().zip(last).collect());
+    let var = cs.new_lc(lc)?;
+    Ok(FpVar::Var(AllocatedFp::new(Some(out), var, cs.clone())))
 }
 
 /// In-circuit `H(a, b)`.
@@ -172,8 +222,8 @@ pub fn hash_many_var(inputs: &[FpVar<Fr>]) -> Result<FpVar<Fr>, SynthesisError> 
 mod tests {
     use super::*;
     use crate::poseidon::{hash_many, poseidon};
-    use ark_r1cs_std::{alloc::AllocVar, eq::EqGadget};
-    use ark_relations::r1cs::ConstraintSystem;
+    use ark_r1cs_std::{alloc::AllocVar, eq::EqGadget, fields::FieldVar};
+    use ark_relations::r1cs::{ConstraintSystem, SynthesisMode};
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
 
@@ -214,8 +264,49 @@ mod tests {
         assert_eq!(poseidon_var(&vars).unwrap().value().unwrap(), poseidon(&xs));
     }
 
+    /// Synthesises `hash_many_var` of `xs` (even positions constants when `mix_constants`) in
+    /// `mode`: the witness assignment, the constraint count and the hash.
+    fn synthesise(xs: &[Fr], mix_constants: bool, mode: SynthesisMode) -> (Vec<Fr>, usize, Fr) {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        cs.set_mode(mode);
+        let vars: Vec<FpVar<Fr>> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                if mix_constants && i % 2 == 0 {
+                    FpVar::Constant(*x)
+                } else {
+                    FpVar::new_witness(cs.clone(), || Ok(*x)).unwrap()
+                }
+            })
+            .collect();
+        let h = hash_many_var(&vars).unwrap();
+        // Something downstream of the hash, so that its variable is used.
+        let sq = h.square().unwrap();
+        assert_eq!(sq.value().unwrap(), h.value().unwrap().square());
+        let inner = cs.borrow().unwrap();
+        (
+            inner.witness_assignment.clone(),
+            inner.num_constraints,
+            h.value().unwrap(),
+        )
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
+        /// The witness-only path allocates exactly what the full synthesis allocates.
+        #[test]
+        fn witness_only_synthesis_equals_full_synthesis(
+            seed in any::<u64>(), n in 1usize..=20, mix_constants in any::<bool>()
+        ) {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let xs: Vec<Fr> = (0..n).map(|_| rng.gen()).collect();
+            let full = synthesise(&xs, mix_constants, SynthesisMode::Prove { construct_matrices: true });
+            let witness = synthesise(&xs, mix_constants, SynthesisMode::Prove { construct_matrices: false });
+            prop_assert_eq!(full.2, hash_many(&xs));
+            prop_assert_eq!(full, witness);
+        }
+
         #[test]
         fn gadget_agrees_with_native(seed in any::<u64>(), n in 1usize..=20, mix_constants in any::<bool>()) {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
