@@ -156,13 +156,7 @@ impl SparsePermutation {
         }
     }
 
-    /// The permutation of `state` (`T` must be this width).
-    #[inline]
-    pub(crate) fn permute<const T: usize>(&self, state: &mut [Fr; T]) {
-        self.permute_traced(state, &mut |_| {});
-    }
-
-    /// [`Self::permute`], reporting `[x^2, x^4, x^5]` of every S-box input `x` to `trace`, in
+    /// The permutation of `state` (`T` must be this width), reporting `[x^2, x^4, x^5]` of every S-box input `x` to `trace`, in
     /// the gadget's order: round by round, element by element in full rounds, element 0 in
     /// partial rounds. Element 0 is never transformed by the factored matrices and the
     /// constants pushed forward account exactly for the textbook ones, so these are the
