@@ -30,6 +30,9 @@ use rayon::prelude::*;
 
 use bucket::BucketSet;
 
+/// How many points ahead the accumulation prefetches a bucket.
+const PREFETCH_AHEAD: usize = 16;
+
 /// The scalar representation the MSM takes (`Fr::into_bigint()`).
 pub type BigIntOf<P> = <<P as ark_ec::CurveConfig>::ScalarField as PrimeField>::BigInt;
 
@@ -161,10 +164,18 @@ fn msm_inner<P: SWCurveConfig>(
             let first = p * per_part;
             for (b, t) in tables.iter().enumerate().skip(first).take(per_part) {
                 let len = t.len() / w;
-                for (i, code) in (b * block..).zip(&t[j * len..(j + 1) * len]) {
+                let codes = &t[j * len..(j + 1) * len];
+                for (x, code) in codes.iter().enumerate() {
+                    // The buckets are random accesses into a set larger than L2: fetch the one
+                    // a few points ahead will need while this one is added.
+                    if let Some(&ahead) = codes.get(x + PREFETCH_AHEAD) {
+                        if ahead != digits::ZERO {
+                            set.prefetch(digits::decode(ahead).0);
+                        }
+                    }
                     if *code != digits::ZERO {
                         let (k, neg) = digits::decode(*code);
-                        set.add(k, i, neg);
+                        set.add(k, b * block + x, neg);
                     }
                 }
             }
