@@ -14,7 +14,7 @@ use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystem, OptimizationG
 use ark_snark::SNARK;
 use serde::Serialize;
 use veil_circuits::batch::BatchShape;
-use veil_prover::groth16::{self, MsmBackend, ProofTimings};
+use veil_prover::groth16::{self, Backend, ProofTimings};
 use veil_prover::{ProveReport, Prover};
 
 use crate::machine::Machine;
@@ -205,14 +205,8 @@ fn stock_phases(prover: &Prover, built: &veil_circuits::batch::BuiltBatch) -> Re
         <Fr as ark_ff::UniformRand>::rand(&mut rng),
         <Fr as ark_ff::UniformRand>::rand(&mut rng),
     );
-    let (_, timings) = groth16::create_proof(
-        prover.proving_key(),
-        &matrices,
-        &z,
-        r,
-        s,
-        MsmBackend::Arkworks,
-    )?;
+    let (_, timings) =
+        groth16::create_proof(prover.proving_key(), &matrices, &z, r, s, Backend::Arkworks)?;
     phases.proof = timings;
     Ok(phases)
 }

@@ -2,8 +2,9 @@
 //! a proof. It computes exactly what ark-groth16's `create_proof_with_reduction_and_matrices`
 //! computes for the same `r` and `s` (the libsnark R1CS-to-QAP reduction, then the A, B (G1 and
 //! G2), L and H multi-scalar multiplications), so its proofs are bit-for-bit arkworks proofs and
-//! verify with stock `Groth16::verify`; only the MSMs are Veil's ([`crate::msm`]). Each phase is
-//! timed ([`ProofTimings`]) for the benchmark's breakdown.
+//! verify with stock `Groth16::verify`; the witness map ([`crate::qap`]) and the MSMs
+//! ([`crate::msm`]) are Veil's. Each phase is timed ([`ProofTimings`]) for the benchmark's
+//! breakdown.
 
 use std::time::{Duration, Instant};
 
@@ -17,10 +18,13 @@ use ark_poly::GeneralEvaluationDomain;
 use ark_relations::r1cs::{ConstraintMatrices, SynthesisError};
 use rayon::prelude::*;
 
+use crate::qap;
+
 /// Wall-clock time of each proving phase.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct ProofTimings {
-    /// The R1CS-to-QAP witness map: constraint evaluation and seven FFTs of the domain's size.
+    /// The R1CS-to-QAP witness map: seven FFTs of the domain's size (and, except in
+    /// [`create_proof_from_evaluations`], evaluating the constraints first).
     pub witness_map: Duration,
     /// Scalars to their integer representation.
     pub scalars: Duration,
@@ -50,41 +54,97 @@ impl ProofTimings {
 
 type Domain = GeneralEvaluationDomain<Fr>;
 
-/// Which multi-scalar multiplication computes the queries' sums.
+/// Whose witness map and multi-scalar multiplication compute the proof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum MsmBackend {
-    /// Veil's ([`crate::msm`]); what [`crate::Prover`] uses.
+pub enum Backend {
+    /// Veil's ([`crate::qap`], [`crate::msm`]); what [`crate::Prover`] uses.
     Veil,
-    /// arkworks' `VariableBaseMSM::msm_bigint`, as stock ark-groth16 proves: the reference the
-    /// benchmark compares against.
+    /// ark-groth16's `LibsnarkReduction` and arkworks' `VariableBaseMSM::msm_bigint`, as stock
+    /// ark-groth16 proves: the reference the benchmark compares against.
     Arkworks,
 }
 
 /// The Groth16 proof for `assignment` (the constant one, the public inputs, then the witness, as
 /// the constraint system orders them) under `pk`, with blinding factors `r` and `s`.
 ///
-/// The assignment is trusted to satisfy `matrices` (the [`crate::Prover`] checks that first): an
-/// unsatisfying one gives a proof that does not verify, never an error.
+/// The assignment is trusted to satisfy `matrices` (the [`crate::Prover`] checks that first):
+/// with [`Backend::Arkworks`] an unsatisfying one gives a proof that does not verify, with
+/// [`Backend::Veil`] it is refused (`SynthesisError::Unsatisfiable`).
 pub fn create_proof(
     pk: &ProvingKey<Bn254>,
     matrices: &ConstraintMatrices<Fr>,
     assignment: &[Fr],
     r: Fr,
     s: Fr,
-    backend: MsmBackend,
+    backend: Backend,
 ) -> Result<(Proof<Bn254>, ProofTimings), SynthesisError> {
     let num_inputs = matrices.num_instance_variables;
-    let mut timings = ProofTimings::default();
-
     let t = Instant::now();
-    let h = LibsnarkReduction::witness_map_from_matrices::<Fr, Domain>(
-        matrices,
-        num_inputs,
-        matrices.num_constraints,
-        assignment,
-    )?;
-    timings.witness_map = t.elapsed();
+    let h = match backend {
+        Backend::Arkworks => LibsnarkReduction::witness_map_from_matrices::<Fr, Domain>(
+            matrices,
+            num_inputs,
+            matrices.num_constraints,
+            assignment,
+        )?,
+        Backend::Veil => {
+            let evaluations = qap::evaluate(matrices, assignment).map_err(|e| match e {
+                qap::EvaluationError::TooLarge(_) => SynthesisError::PolynomialDegreeTooLarge,
+                _ => SynthesisError::Unsatisfiable,
+            })?;
+            qap::witness_map(evaluations)?
+        }
+    };
+    let timings = ProofTimings {
+        witness_map: t.elapsed(),
+        ..ProofTimings::default()
+    };
+    Ok(prove_with_h(
+        pk, h, assignment, num_inputs, r, s, backend, timings,
+    ))
+}
 
+/// [`create_proof`] with Veil's backend from constraint evaluations already made (and checked)
+/// by [`qap::evaluate`] on the same assignment; `num_inputs` counts the instance variables with
+/// the constant one.
+pub fn create_proof_from_evaluations(
+    pk: &ProvingKey<Bn254>,
+    evaluations: qap::ConstraintEvaluations,
+    assignment: &[Fr],
+    num_inputs: usize,
+    r: Fr,
+    s: Fr,
+) -> Result<(Proof<Bn254>, ProofTimings), SynthesisError> {
+    let t = Instant::now();
+    let h = qap::witness_map(evaluations)?;
+    let timings = ProofTimings {
+        witness_map: t.elapsed(),
+        ..ProofTimings::default()
+    };
+    Ok(prove_with_h(
+        pk,
+        h,
+        assignment,
+        num_inputs,
+        r,
+        s,
+        Backend::Veil,
+        timings,
+    ))
+}
+
+/// The MSMs and the proof's assembly, from `h`'s coefficients.
+#[allow(clippy::too_many_arguments)]
+fn prove_with_h(
+    pk: &ProvingKey<Bn254>,
+    h: Vec<Fr>,
+    assignment: &[Fr],
+    num_inputs: usize,
+    r: Fr,
+    s: Fr,
+    backend: Backend,
+    mut timings: ProofTimings,
+) -> (Proof<Bn254>, ProofTimings) {
     let t = Instant::now();
     let h: Vec<BigInteger256> = h.par_iter().map(|x| x.into_bigint()).collect();
     // Without the constant one: arkworks' queries hold the one's base at index 0.
@@ -116,12 +176,12 @@ pub fn create_proof(
         b: g2_b.into_affine(),
         c: g_c.into_affine(),
     };
-    Ok((proof, timings))
+    (proof, timings)
 }
 
 /// `query[0] + Σ z_i · query[i + 1]`: the constant one's base plus the MSM over the rest.
 fn query_sum<P: SWCurveConfig>(
-    backend: MsmBackend,
+    backend: Backend,
     query: &[Affine<P>],
     z: &[BigInteger256],
 ) -> Projective<P>
@@ -134,7 +194,7 @@ where
 /// The multi-scalar multiplication behind every query; like arkworks', over the shorter of
 /// `bases` and `scalars` (the H query has one base fewer than the domain has points).
 fn msm<P: SWCurveConfig>(
-    backend: MsmBackend,
+    backend: Backend,
     bases: &[Affine<P>],
     scalars: &[BigInteger256],
 ) -> Projective<P>
@@ -142,10 +202,8 @@ where
     P::ScalarField: PrimeField<BigInt = BigInteger256>,
 {
     match backend {
-        MsmBackend::Veil => crate::msm::msm(bases, scalars),
-        MsmBackend::Arkworks => {
-            <Projective<P> as ark_ec::VariableBaseMSM>::msm_bigint(bases, scalars)
-        }
+        Backend::Veil => crate::msm::msm(bases, scalars),
+        Backend::Arkworks => <Projective<P> as ark_ec::VariableBaseMSM>::msm_bigint(bases, scalars),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod msm;
 pub mod proof;
 mod prover;
+pub mod qap;
 
 pub use prover::{ProveReport, Prover, SynthesizedWitness};
 

@@ -1,25 +1,27 @@
 //! A long-lived [`Prover`] for one shape: the proving key is loaded once, the circuit's R1CS
 //! matrices are synthesised once (their hash is the shape hash the key file must carry), and each
-//! proof then synthesises only the witness assignment. Before the expensive MSMs the assignment is
-//! checked against the matrices, and every proof is checked against the key's own verifying key
-//! before it is returned, so a `Prover` never hands out a proof that does not verify.
+//! proof then synthesises only the witness assignment. Before the expensive FFTs and MSMs the
+//! assignment is checked against the matrices (in the same pass that evaluates the constraints
+//! for the witness map, [`crate::qap::evaluate`]), and every proof is checked against the key's
+//! own verifying key before it is returned, so a `Prover` never hands out a proof that does not
+//! verify.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ark_bn254::{Bn254, Fr};
-use ark_ff::{UniformRand, Zero};
+use ark_ff::UniformRand;
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey};
 use ark_relations::r1cs::{
     ConstraintMatrices, ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisMode,
 };
 use ark_snark::SNARK;
 use rand::{CryptoRng, RngCore};
-use rayon::prelude::*;
 use veil_circuits::batch::{BatchCircuit, BatchShape, BuiltBatch};
 
-use crate::groth16::{self, MsmBackend, ProofTimings};
+use crate::groth16::{self, ProofTimings};
 use crate::keys::{self, KeyKind};
+use crate::qap;
 use crate::ProverError;
 
 /// How long each step of one [`Prover::prove_timed`] took.
@@ -27,7 +29,7 @@ use crate::ProverError;
 pub struct ProveReport {
     /// Witness synthesis (the circuit's gadgets computing every variable; one thread).
     pub synthesis: Duration,
-    /// The assignment checked against the R1CS matrices.
+    /// The constraints evaluated on the assignment and checked (the witness map's first step).
     pub check: Duration,
     /// The Groth16 phases.
     pub proof: ProofTimings,
@@ -46,6 +48,7 @@ impl ProveReport {
 /// [`Prover::synthesize`]: what [`Prover::prove_synthesized`] turns into a proof.
 pub struct SynthesizedWitness {
     assignment: Vec<Fr>,
+    evaluations: qap::ConstraintEvaluations,
     public_inputs: Vec<Fr>,
     synthesis: Duration,
     check: Duration,
@@ -206,13 +209,17 @@ impl Prover {
         tracing::debug!(elapsed = ?synthesis, "synthesised the witness");
 
         let t = Instant::now();
-        if let Some(constraint) = first_unsatisfied(&self.matrices, &assignment) {
-            return Err(ProverError::Unsatisfied { constraint });
-        }
+        let evaluations = qap::evaluate(&self.matrices, &assignment).map_err(|e| match e {
+            qap::EvaluationError::Unsatisfied(constraint) => {
+                ProverError::Unsatisfied { constraint }
+            }
+            other => ProverError::KeyMismatch(other.to_string()),
+        })?;
         let check = t.elapsed();
         tracing::debug!(elapsed = ?check, "checked the witness against the matrices");
         Ok(SynthesizedWitness {
             assignment,
+            evaluations,
             public_inputs,
             synthesis,
             check,
@@ -231,6 +238,7 @@ impl Prover {
         let _g = span.enter();
         let SynthesizedWitness {
             assignment,
+            evaluations,
             public_inputs,
             synthesis,
             check,
@@ -242,13 +250,13 @@ impl Prover {
         };
         let r = Fr::rand(rng);
         let s = Fr::rand(rng);
-        let (proof, timings) = groth16::create_proof(
+        let (proof, timings) = groth16::create_proof_from_evaluations(
             &self.pk,
-            &self.matrices,
+            evaluations,
             &assignment,
+            self.matrices.num_instance_variables,
             r,
             s,
-            MsmBackend::Veil,
         )?;
         drop(assignment);
         report.proof = timings;
@@ -301,15 +309,4 @@ impl Prover {
     ) -> Result<Proof<Bn254>, ProverError> {
         self.prove(built.circuit(), rng)
     }
-}
-
-/// The first row `i` with `<A_i, z> * <B_i, z> != <C_i, z>`, if any.
-fn first_unsatisfied(m: &ConstraintMatrices<Fr>, z: &[Fr]) -> Option<usize> {
-    let eval = |row: &[(Fr, usize)]| {
-        row.iter()
-            .fold(Fr::zero(), |acc, (coeff, col)| acc + *coeff * z[*col])
-    };
-    (0..m.num_constraints)
-        .into_par_iter()
-        .find_first(|&i| eval(&m.a[i]) * eval(&m.b[i]) != eval(&m.c[i]))
 }
