@@ -3,6 +3,7 @@
 //! MSMs and FFTs (one-off [`prove`], or a long-lived [`Prover`] holding its key), key files
 //! ([`keys`]) and the proof encodings ([`proof`]).
 
+pub mod fft;
 pub mod groth16;
 pub mod keys;
 pub mod msm;

@@ -6,14 +6,17 @@
 //!    `<A_i, z> · <B_i, z> = <C_i, z>` on the way: the prover's satisfaction check costs no
 //!    second pass over the matrices.
 //! 2. [`witness_map`]: the seven FFTs over the evaluation domain (A, B, C to coefficients and
-//!    onto the coset, `(A·B − C) / Z` there, back to coefficients): the coefficients of `h`,
-//!    equal to `LibsnarkReduction::witness_map_from_matrices` (tested).
+//!    onto the coset, `(A·B − C) / Z` there, back to coefficients) with Veil's transforms
+//!    ([`crate::fft`]): the coefficients of `h`, equal to
+//!    `LibsnarkReduction::witness_map_from_matrices` (tested).
 
 use ark_bn254::Fr;
 use ark_ff::{FftField, Field, One, Zero};
-use ark_poly::{EvaluationDomain, GeneralEvaluationDomain};
+use ark_poly::{EvaluationDomain, GeneralEvaluationDomain, Radix2EvaluationDomain};
 use ark_relations::r1cs::{ConstraintMatrices, SynthesisError};
 use rayon::prelude::*;
+
+use crate::fft;
 
 type Domain = GeneralEvaluationDomain<Fr>;
 
@@ -125,23 +128,36 @@ pub fn evaluate(
 }
 
 /// The coefficients of `h = (A·B − C) / Z` from the constraint evaluations.
+///
+/// With `ω` the domain's root (ark-poly's) and `g` the coset offset (`Fr::GENERATOR`, as
+/// ark-groth16): A, B and C go to coefficients (inverse DIF, one permutation), are scaled by
+/// `g^i / n` and evaluated on the coset (DIF, left bit-reversed); the quotient is taken
+/// pointwise in that order and brought back to coefficients by an inverse DIT (bit-reversed
+/// in, natural out) and the scaling `g^-i / n`.
 pub fn witness_map(evaluations: ConstraintEvaluations) -> Result<Vec<Fr>, SynthesisError> {
     let ConstraintEvaluations {
         mut a,
         mut b,
         mut c,
     } = evaluations;
-    let domain = Domain::new(a.len()).ok_or(SynthesisError::PolynomialDegreeTooLarge)?;
-    let coset = domain
-        .get_coset(Fr::GENERATOR)
+    let domain = Radix2EvaluationDomain::<Fr>::new(a.len())
         .ok_or(SynthesisError::PolynomialDegreeTooLarge)?;
+    let n = domain.size();
+    debug_assert_eq!(n, a.len());
+    let (tw, tw_inv) = rayon::join(
+        || fft::Twiddles::new(n, domain.group_gen()),
+        || fft::Twiddles::new(n, domain.group_gen_inv()),
+    );
+    let g = Fr::GENERATOR;
+    let g_inv = g.inverse().ok_or(SynthesisError::UnexpectedIdentity)?;
     for v in [&mut a, &mut b, &mut c] {
-        domain.ifft_in_place(v);
-        coset.fft_in_place(v);
+        fft::dif(v, &tw_inv);
+        *v = fft::bit_reversed_scaled(v, g, domain.size_inv());
+        fft::dif(v, &tw);
     }
     // Z is constant on the coset: g^n − 1.
     let z_inv = domain
-        .evaluate_vanishing_polynomial(Fr::GENERATOR)
+        .evaluate_vanishing_polynomial(g)
         .inverse()
         .ok_or(SynthesisError::UnexpectedIdentity)?;
     a.par_iter_mut()
@@ -149,7 +165,8 @@ pub fn witness_map(evaluations: ConstraintEvaluations) -> Result<Vec<Fr>, Synthe
         .zip(&c)
         .for_each(|((a, b), c)| *a = (*a * b - c) * z_inv);
     drop((b, c));
-    coset.ifft_in_place(&mut a);
+    fft::dit(&mut a, &tw_inv);
+    fft::scale_by_powers(&mut a, g_inv, domain.size_inv());
     Ok(a)
 }
 
@@ -188,7 +205,7 @@ mod tests {
 
     #[test]
     fn witness_map_equals_arkworks_libsnark_reduction() {
-        for (n, seed) in [(1, 1), (7, 2), (300, 3), (5000, 4)] {
+        for (n, seed) in [(1, 1), (7, 2), (300, 3), (5000, 4), (50_000, 6)] {
             let (m, z) = circuit(n, seed);
             let ours = witness_map(evaluate(&m, &z).unwrap()).unwrap();
             let stock = LibsnarkReduction::witness_map_from_matrices::<Fr, Domain>(

@@ -1,0 +1,233 @@
+//! Radix-2 number-theoretic transforms over the BN254 scalar field for the witness map
+//! ([`crate::qap`]): the same transforms as ark-poly's `Radix2EvaluationDomain` (same root of
+//! unity, exact field arithmetic, so identical results), organised for the memory hierarchy.
+//!
+//! - Depth-first recursion: after the first few levels a sub-transform fits in cache and all
+//!   its remaining levels run there; the top levels split across threads (rayon).
+//! - Twiddles in one table per level, read sequentially (`w_s^j` for `j < s/2` at offset
+//!   `s/2 - 1`), computed per transform in parallel.
+//! - Decimation in frequency ([`dif`], natural order in, bit-reversed out) and in time ([`dit`],
+//!   bit-reversed in, natural out), so that a transform whose output is consumed pointwise needs
+//!   no permutation: the witness map permutes 3 times where calling ark-poly permutes 7 times.
+
+use ark_bn254::Fr;
+use ark_ff::{Field, One};
+use rayon::prelude::*;
+
+/// Sub-transforms at least this long split their halves across threads.
+const PARALLEL_LEN: usize = 1 << 14;
+/// Butterflies per parallel task at the top levels.
+const CHUNK: usize = 1 << 12;
+
+/// Per-level twiddle tables of a transform of length `n` with root `w` (of order `n`): level
+/// `s = 2m` (half length `m`) holds `w^(j·n/s)` for `j < m` at `[m - 1, 2m - 1)`.
+pub struct Twiddles {
+    table: Vec<Fr>,
+}
+
+impl Twiddles {
+    /// The tables for length `n` (a power of two) and the root `w` of order `n`.
+    pub fn new(n: usize, w: Fr) -> Self {
+        assert!(
+            n.is_power_of_two(),
+            "transform length {n} is not a power of two"
+        );
+        let mut table = vec![Fr::one(); n.saturating_sub(1)];
+        if n < 2 {
+            return Twiddles { table };
+        }
+        let half = n / 2;
+        // The top level: w^j for j < n/2, in parallel runs of powers.
+        table[half - 1..]
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, out)| {
+                let mut p = w.pow([(c * CHUNK) as u64]);
+                for x in out {
+                    *x = p;
+                    p *= w;
+                }
+            });
+        // Each lower level takes every other twiddle of the one above.
+        let mut m = half / 2;
+        while m >= 1 {
+            let (lower, upper) = table.split_at_mut(2 * m - 1);
+            let dst = &mut lower[m - 1..];
+            let src = &upper[..2 * m];
+            dst.par_iter_mut()
+                .enumerate()
+                .for_each(|(j, x)| *x = src[2 * j]);
+            m /= 2;
+        }
+        Twiddles { table }
+    }
+
+    /// The twiddles of the level with half length `m`.
+    #[inline]
+    fn level(&self, m: usize) -> &[Fr] {
+        &self.table[m - 1..2 * m - 1]
+    }
+
+    /// The transform length these tables serve.
+    fn len(&self) -> usize {
+        self.table.len() + 1
+    }
+}
+
+/// In place: the DFT (root of `tw`) of `x` in natural order, left in bit-reversed order.
+pub fn dif(x: &mut [Fr], tw: &Twiddles) {
+    assert_eq!(x.len(), tw.len(), "transform length and twiddles differ");
+    dif_rec(x, tw);
+}
+
+fn dif_rec(x: &mut [Fr], tw: &Twiddles) {
+    let n = x.len();
+    if n < 2 {
+        return;
+    }
+    let m = n / 2;
+    let w = tw.level(m);
+    let (lo, hi) = x.split_at_mut(m);
+    let butterflies = |lo: &mut [Fr], hi: &mut [Fr], w: &[Fr]| {
+        for ((a, b), w) in lo.iter_mut().zip(hi.iter_mut()).zip(w) {
+            let (u, v) = (*a, *b);
+            *a = u + v;
+            *b = (u - v) * w;
+        }
+    };
+    if n >= PARALLEL_LEN {
+        lo.par_chunks_mut(CHUNK)
+            .zip(hi.par_chunks_mut(CHUNK))
+            .zip(w.par_chunks(CHUNK))
+            .for_each(|((lo, hi), w)| butterflies(lo, hi, w));
+        rayon::join(|| dif_rec(lo, tw), || dif_rec(hi, tw));
+    } else {
+        butterflies(lo, hi, w);
+        dif_rec(lo, tw);
+        dif_rec(hi, tw);
+    }
+}
+
+/// In place: the DFT (root of `tw`) of `x` given in bit-reversed order, left in natural order.
+pub fn dit(x: &mut [Fr], tw: &Twiddles) {
+    assert_eq!(x.len(), tw.len(), "transform length and twiddles differ");
+    dit_rec(x, tw);
+}
+
+fn dit_rec(x: &mut [Fr], tw: &Twiddles) {
+    let n = x.len();
+    if n < 2 {
+        return;
+    }
+    let m = n / 2;
+    let w = tw.level(m);
+    let (lo, hi) = x.split_at_mut(m);
+    let butterflies = |lo: &mut [Fr], hi: &mut [Fr], w: &[Fr]| {
+        for ((a, b), w) in lo.iter_mut().zip(hi.iter_mut()).zip(w) {
+            let t = *b * w;
+            *b = *a - t;
+            *a += t;
+        }
+    };
+    if n >= PARALLEL_LEN {
+        rayon::join(|| dit_rec(lo, tw), || dit_rec(hi, tw));
+        lo.par_chunks_mut(CHUNK)
+            .zip(hi.par_chunks_mut(CHUNK))
+            .zip(w.par_chunks(CHUNK))
+            .for_each(|((lo, hi), w)| butterflies(lo, hi, w));
+    } else {
+        dit_rec(lo, tw);
+        dit_rec(hi, tw);
+        butterflies(lo, hi, w);
+    }
+}
+
+/// `x` permuted by bit-reversing indices (its own inverse).
+pub fn bit_reversed(x: &[Fr]) -> Vec<Fr> {
+    bit_reversed_scaled(x, Fr::one(), Fr::one())
+}
+
+/// `y[i] = c · g^i · x[rev(i)]`: [`bit_reversed`] and [`scale_by_powers`] in one pass.
+pub fn bit_reversed_scaled(x: &[Fr], g: Fr, c: Fr) -> Vec<Fr> {
+    let n = x.len();
+    assert!(n.is_power_of_two(), "length {n} is not a power of two");
+    let rev = |i: usize| match n {
+        1 => 0,
+        _ => i.reverse_bits() >> (usize::BITS - n.trailing_zeros()),
+    };
+    let mut y = vec![Fr::one(); n];
+    y.par_chunks_mut(CHUNK).enumerate().for_each(|(k, chunk)| {
+        let start = k * CHUNK;
+        let mut p = c * g.pow([start as u64]);
+        for (i, v) in (start..).zip(chunk) {
+            *v = x[rev(i)] * p;
+            p *= g;
+        }
+    });
+    y
+}
+
+/// In place: `x[i] *= c · g^i`.
+pub fn scale_by_powers(x: &mut [Fr], g: Fr, c: Fr) {
+    x.par_chunks_mut(CHUNK).enumerate().for_each(|(k, chunk)| {
+        let mut p = c * g.pow([(k * CHUNK) as u64]);
+        for v in chunk {
+            *v *= p;
+            p *= g;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_ff::UniformRand;
+    use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
+    use rand::SeedableRng;
+
+    #[test]
+    fn transforms_equal_ark_poly_for_every_length() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for log in 0..=17 {
+            let n = 1usize << log;
+            let domain = Radix2EvaluationDomain::<Fr>::new(n).unwrap();
+            let x: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
+            let expected = domain.fft(&x);
+            let tw = Twiddles::new(n, domain.group_gen());
+
+            let mut y = x.clone();
+            dif(&mut y, &tw);
+            assert_eq!(bit_reversed(&y), expected, "DIF, n = 2^{log}");
+
+            let mut z = bit_reversed(&x);
+            dit(&mut z, &tw);
+            assert_eq!(z, expected, "DIT, n = 2^{log}");
+
+            // Inverse: the root's inverse, then 1/n.
+            let tw_inv = Twiddles::new(n, domain.group_gen_inv());
+            let mut back = bit_reversed(&expected);
+            dit(&mut back, &tw_inv);
+            scale_by_powers(&mut back, Fr::one(), domain.size_inv());
+            assert_eq!(back, x, "inverse, n = 2^{log}");
+        }
+    }
+
+    #[test]
+    fn powers_scale_and_bit_reversal_is_an_involution() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(10);
+        let n = 3 * CHUNK + 5;
+        let x: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
+        let (g, c) = (Fr::rand(&mut rng), Fr::rand(&mut rng));
+        let mut y = x.clone();
+        scale_by_powers(&mut y, g, c);
+        for (i, (a, b)) in x.iter().zip(&y).enumerate() {
+            assert_eq!(*b, *a * c * g.pow([i as u64]));
+        }
+        let p: Vec<Fr> = (0..1 << 13).map(|_| Fr::rand(&mut rng)).collect();
+        assert_eq!(bit_reversed(&bit_reversed(&p)), p);
+        assert_ne!(bit_reversed(&p), p);
+        let mut q = bit_reversed(&p);
+        scale_by_powers(&mut q, g, c);
+        assert_eq!(bit_reversed_scaled(&p, g, c), q);
+    }
+}
