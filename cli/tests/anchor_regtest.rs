@@ -595,12 +595,19 @@ fn anchoring_resumes_after_bitcoind_outage_and_follows_a_reorg() {
     assert!(!node.metrics().contains("veil_anchor_errors_total 0\n"));
     assert!(node.batch(1).anchor.is_none());
 
-    // It comes back: anchoring resumes, one anchor per batch, in order.
+    // It comes back: anchoring resumes, one anchor per batch, in order. A block is mined only
+    // while a transaction waits in the mempool, so that the anchors stay inside the node's reorg
+    // watch (`confirmations + REORG_WATCH` blocks) for the reorg below, however long the node
+    // takes to retry and to prove.
     chain.rt.block_on(chain.btc.restart());
     for i in 1..3 {
         node.wait(
             &format!("batch {i} anchored"),
-            || chain.mine(1),
+            || {
+                if !chain.mempool().is_empty() {
+                    chain.mine(1)
+                }
+            },
             |n| n.anchored(i),
         );
     }
@@ -623,7 +630,13 @@ fn anchoring_resumes_after_bitcoind_outage_and_follows_a_reorg() {
     assert_eq!(found, HashMap::from([(0, 1), (1, 1), (2, 1)]));
 
     // A reorg: the block holding anchor 1 (and every block after it) leaves the best chain.
-    let stale = chain.tx(&txids[1].to_string()).blockhash.unwrap();
+    let anchor1 = chain.tx(&txids[1].to_string());
+    assert!(
+        anchor1.confirmations < 1 + veil_sequencer::anchoring::REORG_WATCH,
+        "anchor 1 is buried past the reorg watch: {} confirmations",
+        anchor1.confirmations
+    );
+    let stale = anchor1.blockhash.unwrap();
     chain.rt.block_on(rpc.invalidate_block(&stale)).unwrap();
     node.wait(
         "the reorg noticed",

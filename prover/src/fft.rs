@@ -77,44 +77,25 @@ impl Twiddles {
 /// In place: the DFT (root of `tw`) of `x` in natural order, left in bit-reversed order.
 pub fn dif(x: &mut [Fr], tw: &Twiddles) {
     assert_eq!(x.len(), tw.len(), "transform length and twiddles differ");
-    dif_rec(x, tw);
-}
-
-fn dif_rec(x: &mut [Fr], tw: &Twiddles) {
-    let n = x.len();
-    if n < 2 {
-        return;
-    }
-    let m = n / 2;
-    let w = tw.level(m);
-    let (lo, hi) = x.split_at_mut(m);
-    let butterflies = |lo: &mut [Fr], hi: &mut [Fr], w: &[Fr]| {
-        for ((a, b), w) in lo.iter_mut().zip(hi.iter_mut()).zip(w) {
-            let (u, v) = (*a, *b);
-            *a = u + v;
-            *b = (u - v) * w;
-        }
-    };
-    if n >= PARALLEL_LEN {
-        lo.par_chunks_mut(CHUNK)
-            .zip(hi.par_chunks_mut(CHUNK))
-            .zip(w.par_chunks(CHUNK))
-            .for_each(|((lo, hi), w)| butterflies(lo, hi, w));
-        rayon::join(|| dif_rec(lo, tw), || dif_rec(hi, tw));
-    } else {
-        butterflies(lo, hi, w);
-        dif_rec(lo, tw);
-        dif_rec(hi, tw);
-    }
+    transform(x, tw, Decimation::Frequency);
 }
 
 /// In place: the DFT (root of `tw`) of `x` given in bit-reversed order, left in natural order.
 pub fn dit(x: &mut [Fr], tw: &Twiddles) {
     assert_eq!(x.len(), tw.len(), "transform length and twiddles differ");
-    dit_rec(x, tw);
+    transform(x, tw, Decimation::Time);
 }
 
-fn dit_rec(x: &mut [Fr], tw: &Twiddles) {
+/// Which half of the Cooley-Tukey recursion the butterflies run in.
+#[derive(Clone, Copy)]
+enum Decimation {
+    /// Butterflies `(u + v, (u − v)·w)` before the halves' transforms (natural → bit-reversed).
+    Frequency,
+    /// Butterflies `(u + w·v, u − w·v)` after the halves' transforms (bit-reversed → natural).
+    Time,
+}
+
+fn transform(x: &mut [Fr], tw: &Twiddles, d: Decimation) {
     let n = x.len();
     if n < 2 {
         return;
@@ -122,23 +103,49 @@ fn dit_rec(x: &mut [Fr], tw: &Twiddles) {
     let m = n / 2;
     let w = tw.level(m);
     let (lo, hi) = x.split_at_mut(m);
-    let butterflies = |lo: &mut [Fr], hi: &mut [Fr], w: &[Fr]| {
-        for ((a, b), w) in lo.iter_mut().zip(hi.iter_mut()).zip(w) {
-            let t = *b * w;
-            *b = *a - t;
-            *a += t;
+    let parallel = n >= PARALLEL_LEN;
+    if let Decimation::Frequency = d {
+        butterflies(lo, hi, w, d, parallel);
+    }
+    if parallel {
+        rayon::join(|| transform(lo, tw, d), || transform(hi, tw, d));
+    } else {
+        transform(lo, tw, d);
+        transform(hi, tw, d);
+    }
+    if let Decimation::Time = d {
+        butterflies(lo, hi, w, d, parallel);
+    }
+}
+
+/// One level's butterflies between the halves `lo` and `hi` with twiddles `w`.
+fn butterflies(lo: &mut [Fr], hi: &mut [Fr], w: &[Fr], d: Decimation, parallel: bool) {
+    let run = |lo: &mut [Fr], hi: &mut [Fr], w: &[Fr]| {
+        let pairs = lo.iter_mut().zip(hi.iter_mut()).zip(w);
+        match d {
+            Decimation::Frequency => {
+                for ((a, b), w) in pairs {
+                    let (u, v) = (*a, *b);
+                    *a = u + v;
+                    *b = (u - v) * w;
+                }
+            }
+            Decimation::Time => {
+                for ((a, b), w) in pairs {
+                    let t = *b * w;
+                    *b = *a - t;
+                    *a += t;
+                }
+            }
         }
     };
-    if n >= PARALLEL_LEN {
-        rayon::join(|| dit_rec(lo, tw), || dit_rec(hi, tw));
+    if parallel {
         lo.par_chunks_mut(CHUNK)
             .zip(hi.par_chunks_mut(CHUNK))
             .zip(w.par_chunks(CHUNK))
-            .for_each(|((lo, hi), w)| butterflies(lo, hi, w));
+            .for_each(|((lo, hi), w)| run(lo, hi, w));
     } else {
-        dit_rec(lo, tw);
-        dit_rec(hi, tw);
-        butterflies(lo, hi, w);
+        run(lo, hi, w);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Groth16 (BN254) setup and proving for [`BatchCircuit`]s: circuit-specific setup from OS
-//! randomness or a deterministic, clearly insecure dev seed, proving with arkworks' parallel
-//! MSMs and FFTs (one-off [`prove`], or a long-lived [`Prover`] holding its key), key files
+//! randomness or a deterministic, clearly insecure dev seed, proving (one-off [`prove`] with
+//! stock ark-groth16, or a long-lived [`Prover`] holding its key, with Veil's witness map
+//! ([`qap`], [`fft`]) and MSMs ([`msm`]) and proofs bit-identical to ark-groth16's), key files
 //! ([`keys`]) and the proof encodings ([`proof`]).
 
 pub mod fft;
