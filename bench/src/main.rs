@@ -3,7 +3,8 @@
 //! `RAYON_NUM_THREADS` set) so that peak RSS and the thread pool are per configuration, prints a
 //! Markdown table and writes it, with the raw JSON, under `target/bench/`. `veil-bench load`
 //! measures the sequencer's API acceptance rate (see `load.rs`); `veil-bench msm` compares
-//! Veil's MSM with arkworks' (see `msm.rs`).
+//! Veil's MSM with arkworks' (see `msm.rs`); the hidden `veil-bench synth` repeats witness
+//! synthesis alone, for profiling (see `synth.rs`).
 
 mod compare;
 mod load;
