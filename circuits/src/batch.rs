@@ -22,7 +22,7 @@ use crate::eddsa::Signature;
 use crate::field;
 use crate::poseidon::poseidon;
 use crate::state::{RollupState, StateSummary};
-use crate::transfer::{sighash, Transfer, TransferError, TransferPublic};
+use crate::transfer::{sighash, SlotFields, Transfer, TransferError, TransferPublic};
 use crate::tree::{MerklePath, NullifierLeaf, SubtreePath, TreeError};
 
 pub use circuit::BatchCircuit;
@@ -105,7 +105,7 @@ impl BatchPublicInputs {
 /// `batch_hash`: `h_0 = H(DOM_BATCH, n)`, `h_{s+1} = H(h_s, sighash(slot_s))`, over all `B` slots
 /// (padding slots are all-zero public data). A verifier recomputes it from published data alone.
 pub fn batch_hash(batch_number: u64, batch_size: usize, slots: &[TransferPublic]) -> Fr {
-    let fields: Vec<[Fr; 9]> = slots.iter().map(|p| p.fields()).collect();
+    let fields: Vec<SlotFields> = slots.iter().map(|p| p.fields()).collect();
     batch_hash_fields(batch_number, batch_size, &fields)
 }
 
@@ -178,6 +178,8 @@ pub struct SlotWitness {
     pub dest: Fr,
     /// Deposit reference.
     pub deposit_ref: Fr,
+    /// Hash of the two note ciphertexts (signed, never opened in-circuit).
+    pub ciphertext_hash: Fr,
     /// Signature over the sighash.
     pub signature: Signature,
     /// Nullifier insertions of the two inputs.
@@ -218,6 +220,7 @@ impl SlotWitness {
             fee: Fr::zero(),
             dest: Fr::zero(),
             deposit_ref: Fr::zero(),
+            ciphertext_hash: Fr::zero(),
             signature: Signature {
                 r: EdwardsAffine::zero(),
                 s: Default::default(),
@@ -364,6 +367,8 @@ pub struct SlotSpec {
     pub dest: Fr,
     /// Deposit reference.
     pub deposit_ref: Fr,
+    /// Hash of the note ciphertexts.
+    pub ciphertext_hash: Fr,
     /// Signature over [`SlotSpec::sighash`].
     pub signature: Signature,
 }
@@ -385,7 +390,7 @@ pub struct InputSpec {
 
 impl SlotSpec {
     /// The public fields this slot publishes, derived natively from the witness.
-    pub fn public_fields(&self) -> [Fr; 9] {
+    pub fn public_fields(&self) -> SlotFields {
         let nfs = self.inputs.map(|i| {
             crate::note::nullifier(
                 self.nk,
@@ -412,6 +417,7 @@ impl SlotSpec {
             self.fee,
             self.dest,
             self.deposit_ref,
+            self.ciphertext_hash,
         ]
     }
 
@@ -443,6 +449,7 @@ impl From<&Transfer> for SlotSpec {
             fee: Fr::from(t.public.fee),
             dest: t.public.dest,
             deposit_ref: t.public.deposit_ref,
+            ciphertext_hash: t.public.ciphertext_hash,
             signature: t.signature,
         }
     }
@@ -456,7 +463,7 @@ pub struct BuiltBatch {
     /// The three public inputs.
     pub public_inputs: BatchPublicInputs,
     /// Public fields of the real (non-padding) slots, in slot order.
-    pub public_fields: Vec<[Fr; 9]>,
+    pub public_fields: Vec<SlotFields>,
     /// The state after the batch.
     pub new_state: StateSummary,
 }
@@ -515,11 +522,14 @@ pub enum BatchError {
 }
 
 /// `batch_hash` over explicit slot fields (padding slots are zeros).
-pub fn batch_hash_fields(batch_number: u64, batch_size: usize, slots: &[[Fr; 9]]) -> Fr {
+pub fn batch_hash_fields(batch_number: u64, batch_size: usize, slots: &[SlotFields]) -> Fr {
     assert!(slots.len() <= batch_size);
     let mut h = poseidon(&[domain(DOM_BATCH), Fr::from(batch_number)]);
     for s in 0..batch_size {
-        let fields = slots.get(s).copied().unwrap_or([Fr::zero(); 9]);
+        let fields = slots
+            .get(s)
+            .copied()
+            .unwrap_or([Fr::zero(); crate::constants::SLOT_PUBLIC_FIELDS]);
         h = poseidon(&[h, sighash(&fields)]);
     }
     h
@@ -637,7 +647,7 @@ fn build_with_fields(
     shape: BatchShape,
     batch_number: u64,
     specs: &[SlotSpec],
-    fields: Vec<[Fr; 9]>,
+    fields: Vec<SlotFields>,
 ) -> Result<BuiltBatch, BatchError> {
     check_shape(state, shape, specs.len())?;
     let depth = shape.depth;
@@ -683,6 +693,7 @@ fn build_with_fields(
             fee: spec.fee,
             dest: spec.dest,
             deposit_ref: spec.deposit_ref,
+            ciphertext_hash: spec.ciphertext_hash,
             signature: spec.signature,
             insertions: SlotWitness::padding(depth).insertions,
         });

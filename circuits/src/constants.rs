@@ -19,6 +19,14 @@ pub const DOM_STATE: u64 = 7;
 /// Domain tag of the batch hash chain.
 pub const DOM_BATCH: u64 = 8;
 
+/// Domain tag (SHA-256 prefix) of a transfer's `ciphertext_hash`, which binds its two note
+/// ciphertexts into the sighash (`docs/design-changes.md`, "Ciphertexts bound by the sighash").
+pub const CIPHERTEXT_HASH_TAG: &[u8] = b"veil/note-ciphertexts";
+
+/// Public field elements per batch slot: `nf_1, nf_2, cm_1, cm_2, public_in, public_out, fee,
+/// dest, deposit_ref, ciphertext_hash` (the sighash covers all of them, then the batch hash chain).
+pub const SLOT_PUBLIC_FIELDS: usize = 10;
+
 /// Largest number of inputs a single circomlib Poseidon permutation takes (width 9).
 pub const POSEIDON_MAX_INPUTS: usize = 8;
 

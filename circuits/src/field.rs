@@ -3,6 +3,7 @@
 
 use ark_bn254::Fr;
 use ark_ff::{BigInteger, PrimeField};
+use sha2::{Digest, Sha256};
 
 /// A field element could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +31,20 @@ pub fn from_bytes_be(bytes: &[u8; 32]) -> Result<Fr, FieldError> {
         return Err(FieldError::NonCanonical);
     }
     Ok(x)
+}
+
+/// `F(SHA-256(tag || parts...))`: the digest read big-endian with its first byte cleared (248
+/// bits, always canonical, non-zero except with probability 2^-248). Veil's one way of turning
+/// bytes into a public field element (`dest`, `deposit_ref`, `ciphertext_hash`).
+pub fn tagged_sha256(tag: &[u8], parts: &[&[u8]]) -> Fr {
+    let mut h = Sha256::new();
+    h.update(tag);
+    for p in parts {
+        h.update(p);
+    }
+    let mut digest: [u8; 32] = h.finalize().into();
+    digest[0] = 0;
+    from_bytes_be(&digest).expect("248-bit values are canonical")
 }
 
 /// `0x`-prefixed, 64 lowercase hex digits.

@@ -14,7 +14,7 @@ use hkdf::Hkdf;
 use rand_core::{CryptoRng, RngCore};
 use sha2::Sha256;
 
-use crate::constants::{domain, DOM_CM, DOM_NF};
+use crate::constants::{domain, CIPHERTEXT_HASH_TAG, DOM_CM, DOM_NF};
 use crate::field;
 use crate::keys::{PaymentAddress, SpendingKey};
 use crate::poseidon::poseidon;
@@ -78,6 +78,23 @@ pub fn nullifier(nk: Fr, cm: Fr, position: u64) -> Fr {
 /// `rho_j = H(nf_1, j)` for output `j` in `1..=2`.
 pub fn output_rho(nf_1: Fr, j: u64) -> Fr {
     poseidon(&[nf_1, Fr::from(j)])
+}
+
+/// `ciphertext_hash = F(SHA-256("veil/note-ciphertexts" || len_1 || ct_1 || len_2 || ct_2))`, each
+/// length a `u32` big-endian (see [`field::tagged_sha256`] for `F`). It is a public field of the
+/// transfer, so the spender's signature and the batch hash cover the exact ciphertexts the
+/// recipients will scan: nobody who relays a transfer can swap them without invalidating it.
+pub fn ciphertext_hash(ciphertexts: &[Vec<u8>; 2]) -> Fr {
+    let len = |c: &Vec<u8>| {
+        u32::try_from(c.len())
+            .expect("ciphertexts are small")
+            .to_be_bytes()
+    };
+    let (l1, l2) = (len(&ciphertexts[0]), len(&ciphertexts[1]));
+    field::tagged_sha256(
+        CIPHERTEXT_HASH_TAG,
+        &[&l1, &ciphertexts[0], &l2, &ciphertexts[1]],
+    )
 }
 
 /// Decryption failed: not for us, or tampered.

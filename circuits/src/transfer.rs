@@ -5,11 +5,11 @@ use ark_bn254::Fr;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
-use crate::constants::{domain, DOM_SIG};
+use crate::constants::{domain, DOM_SIG, SLOT_PUBLIC_FIELDS};
 use crate::eddsa::{PublicKey, Signature};
 use crate::field;
 use crate::keys::{owner_tag, PaymentAddress, ProofGenerationKey, SpendingKey};
-use crate::note::{encrypt_note, nullifier, output_rho, Note, MEMO_LEN};
+use crate::note::{ciphertext_hash, encrypt_note, nullifier, output_rho, Note, MEMO_LEN};
 use crate::poseidon::hash_many;
 use crate::state::RollupState;
 
@@ -52,11 +52,17 @@ pub struct TransferPublic {
     /// Hash of the deposit outpoint, else 0.
     #[serde(with = "field::serde_hex")]
     pub deposit_ref: Fr,
+    /// [`ciphertext_hash`] of the two note ciphertexts: binds them into the sighash.
+    #[serde(with = "field::serde_hex")]
+    pub ciphertext_hash: Fr,
 }
 
+/// A slot's public field elements, in sighash and batch-hash order.
+pub type SlotFields = [Fr; SLOT_PUBLIC_FIELDS];
+
 impl TransferPublic {
-    /// The nine public field elements of a slot, in batch-hash order.
-    pub fn fields(&self) -> [Fr; 9] {
+    /// The ten public field elements of a slot, in batch-hash order.
+    pub fn fields(&self) -> SlotFields {
         [
             self.nullifiers[0],
             self.nullifiers[1],
@@ -67,19 +73,46 @@ impl TransferPublic {
             Fr::from(self.fee),
             self.dest,
             self.deposit_ref,
+            self.ciphertext_hash,
         ]
     }
 
-    /// `sighash = H(DOM_SIG, nf_1, nf_2, cm_1, cm_2, public_in, public_out, fee, dest,
-    /// deposit_ref)` (ten inputs: two-level Poseidon).
+    /// The public data whose [`TransferPublic::fields`] are `f`; `Err(name)` names the first
+    /// amount (`public_in`, `public_out`, `fee`) that is not a `u64`, which no valid transfer
+    /// publishes.
+    pub fn from_fields(f: &SlotFields) -> Result<TransferPublic, &'static str> {
+        let amount = |i: usize, name: &'static str| {
+            use ark_ff::PrimeField;
+            let limbs = f[i].into_bigint().0;
+            limbs[1..]
+                .iter()
+                .all(|&l| l == 0)
+                .then_some(limbs[0])
+                .ok_or(name)
+        };
+        Ok(TransferPublic {
+            nullifiers: [f[0], f[1]],
+            commitments: [f[2], f[3]],
+            public_in: amount(4, "public_in")?,
+            public_out: amount(5, "public_out")?,
+            fee: amount(6, "fee")?,
+            dest: f[7],
+            deposit_ref: f[8],
+            ciphertext_hash: f[9],
+        })
+    }
+
+    /// See [`sighash`].
     pub fn sighash(&self) -> Fr {
         sighash(&self.fields())
     }
 }
 
-/// Sighash over a slot's nine public fields.
-pub fn sighash(fields: &[Fr; 9]) -> Fr {
-    let mut xs = Vec::with_capacity(10);
+/// The message the spender signs: `H(DOM_SIG, nf_1, nf_2, cm_1, cm_2, public_in, public_out,
+/// H(fee, dest, deposit_ref, ciphertext_hash))`. Eleven inputs do not fit one circomlib
+/// Poseidon (at most 8): [`hash_many`] hashes the last four first.
+pub fn sighash(fields: &SlotFields) -> Fr {
+    let mut xs = Vec::with_capacity(1 + SLOT_PUBLIC_FIELDS);
     xs.push(domain(DOM_SIG));
     xs.extend_from_slice(fields);
     hash_many(&xs)
@@ -160,6 +193,7 @@ impl Transfer {
             fee: amounts.fee,
             dest: amounts.dest,
             deposit_ref: amounts.deposit_ref,
+            ciphertext_hash: ciphertext_hash(&ciphertexts),
         };
         let signature = sk.sign(public.sighash());
         Transfer {
@@ -217,7 +251,8 @@ impl Transfer {
     }
 
     /// The rules [`Transfer::validate`] checks after its per-input loop, in its order: distinct
-    /// nullifiers, output rhos and commitments, balance, deposit/withdrawal policy, signature.
+    /// nullifiers, output rhos and commitments, the ciphertext hash, balance, deposit/withdrawal
+    /// policy, signature.
     /// None depends on the state, so a sequencer can run them before taking its state lock.
     pub fn validate_state_free(&self) -> Result<(), TransferError> {
         if self.public.nullifiers[0] == self.public.nullifiers[1] {
@@ -232,8 +267,12 @@ impl Transfer {
                 return Err(TransferError::WrongCommitment { output: j });
             }
         }
-        // Rule 6: balance.
+        // The signed ciphertext hash names exactly these ciphertexts.
         let p = &self.public;
+        if p.ciphertext_hash != ciphertext_hash(&self.ciphertexts) {
+            return Err(TransferError::CiphertextMismatch);
+        }
+        // Rule 6: balance.
         let ins = self.inputs[0].note.value as u128
             + self.inputs[1].note.value as u128
             + p.public_in as u128;
@@ -321,6 +360,9 @@ pub enum TransferError {
     /// Rule 7.
     #[error("signature does not verify")]
     BadSignature,
+    /// The published `ciphertext_hash` is not the hash of the transfer's ciphertexts.
+    #[error("ciphertext_hash does not match the note ciphertexts")]
+    CiphertextMismatch,
     /// Policy: `public_in > 0` if and only if `deposit_ref != 0`.
     #[error("a deposit must carry a deposit reference, and only a deposit may")]
     DepositReference,

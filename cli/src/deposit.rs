@@ -1,7 +1,9 @@
 //! `veil deposit`: the operator credits a Bitcoin deposit to a payment address (DESIGN §6): a
 //! transfer with `public_in = amount` and `deposit_ref` = the hash of the funding outpoint
-//! (`veil_wallet::btc`), from a fresh one-time signer, posted to `POST /v1/deposits` with the
-//! operator's bearer token (`--token`, else `$VEIL_OPERATOR_TOKEN`).
+//! (`veil_wallet::btc`), from a one-time signer, posted to `POST /v1/deposits` with the
+//! operator's bearer token (`--token`, else `$VEIL_OPERATOR_TOKEN`). The transfer is derived
+//! deterministically from the token and the deposit (`build_deposit_idempotent`), so running the
+//! same command again is a safe retry: it never credits twice.
 
 use std::process::ExitCode;
 
@@ -9,7 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use veil_circuits::PaymentAddress;
 use veil_sequencer::TransferRequest;
-use veil_wallet::{btc, build_deposit, NodeClient};
+use veil_wallet::{btc, build_deposit_idempotent, NodeClient};
 
 use crate::wallet::NetworkArg;
 
@@ -50,16 +52,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("recipient {:?}", args.to))?;
     let outpoint = btc::parse_outpoint(&args.outpoint)?;
     let client = NodeClient::new(&args.node)?;
-    let transfer = build_deposit(&to, args.amount, &outpoint, &mut rand::rngs::OsRng)?;
-    let id = client.deposit(&TransferRequest::from(&transfer), &token)?;
+    // Deterministic under the token: a retry re-posts the same transfer (the node answers with
+    // its status), and another deposit for the same outpoint is refused (`duplicate_deposit`).
+    let transfer = build_deposit_idempotent(token.as_bytes(), &to, args.amount, &outpoint)?;
+    let (id, status) = client.deposit(&TransferRequest::from(&transfer), &token)?;
     if args.json {
         println!(
             "{}",
-            json!({"id": id, "status": "pending", "amount": args.amount, "outpoint": outpoint.to_string()})
+            json!({"id": id, "status": status, "amount": args.amount, "outpoint": outpoint.to_string()})
         );
     } else {
         println!(
-            "deposit {id}: {} sat to {} from {outpoint}, pending",
+            "deposit {id}: {} sat to {} from {outpoint}, {status}",
             args.amount,
             args.to.trim()
         );

@@ -1,6 +1,7 @@
 //! `veil verify-chain`: audits a node's whole history against Bitcoin (DESIGN §11). Downloads
-//! every batch, recomputes each `batch_hash` from the published transfers, checks the state
-//! roots chain from the genesis root, verifies every proof with one multi-pairing (and, if that
+//! every batch, recomputes each `batch_hash` from the published transfers, checks that each
+//! transfer's published notes carry its commitments and the ciphertexts its spender signed
+//! (`ciphertext_hash`), checks the state roots chain from the genesis root, verifies every proof with one multi-pairing (and, if that
 //! fails, one by one to name the bad ones), then fetches each anchor transaction from Bitcoin
 //! Core and checks that it is in the best chain, that its `OP_RETURN` payload commits to the
 //! batch's number, new state root and `sha256(proof || batch_hash)`, and that the anchors form
@@ -12,6 +13,7 @@
 //! each naming its batch (`batch N: ...`); exit 2 with one `error: ...` line when the node or
 //! Bitcoin Core cannot be queried at all.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -23,12 +25,13 @@ use bitcoin::{BlockHash, OutPoint, Transaction, Txid};
 use serde_json::{json, Value};
 use veil_circuits::batch::BatchPublicInputs;
 use veil_circuits::field::to_hex;
+use veil_circuits::note::ciphertext_hash;
 use veil_circuits::Fr;
 use veil_prover::keys::{self, KeyKind};
 use veil_prover::proof::proof_from_hex;
 use veil_verifier::anchor::tx::CHANGE_VOUT;
 use veil_verifier::anchor::{AnchorPayload, BitcoinRpc, RpcAuth, RpcConfig};
-use veil_wallet::client::BatchInfo;
+use veil_wallet::client::{BatchInfo, PublishedNote};
 use veil_wallet::NodeClient;
 
 use crate::util;
@@ -132,8 +135,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
 
+    let notes = download_notes(&client)?;
+
     let mut problems = Problems(Vec::new());
     let derived = check_batches(&batches, shape, &vk.vk, &mut problems)?;
+    check_notes(&batches, &notes, &mut problems);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -282,6 +288,83 @@ fn check_batches(
         }
     }
     Ok(derived)
+}
+
+/// Every published note, by position (`GET /v1/notes`, page by page).
+fn download_notes(client: &NodeClient) -> Result<BTreeMap<u64, PublishedNote>> {
+    const PAGE: usize = 1000;
+    let mut notes = BTreeMap::new();
+    let mut from = 0;
+    loop {
+        let page = client
+            .notes(from, PAGE)
+            .with_context(|| format!("downloading notes from {from}"))?;
+        let full = page.notes.len() == PAGE;
+        notes.extend(page.notes.into_iter().map(|n| (n.position, n)));
+        if !full || page.next <= from {
+            break;
+        }
+        from = page.next;
+    }
+    Ok(notes)
+}
+
+/// Each transfer's published notes are the ones it committed to and signed: the commitment at
+/// `note_start + 2s + j` is the transfer's `cm_j`, and the hash of the two published ciphertexts
+/// is the `ciphertext_hash` the spender signed (and the batch hash carries). A node that
+/// publishes other ciphertexts than the signed ones would leave the recipient unable to find
+/// the note; this names it.
+fn check_notes(
+    batches: &[BatchInfo],
+    notes: &BTreeMap<u64, PublishedNote>,
+    problems: &mut Problems,
+) {
+    for b in batches {
+        let Some(start) = b.note_start else {
+            problems.add(
+                b.number,
+                "the node does not say where the batch's notes are",
+            );
+            continue;
+        };
+        for (s, public) in b.public_data.iter().enumerate() {
+            let mut ciphertexts: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+            let mut complete = true;
+            for (j, ciphertext) in ciphertexts.iter_mut().enumerate() {
+                let position = start + (2 * s + j) as u64;
+                let Some(note) = notes.get(&position) else {
+                    problems.add(b.number, format!("note {position} is not published"));
+                    complete = false;
+                    continue;
+                };
+                if veil_circuits::field::from_hex(&note.commitment).ok()
+                    != Some(public.commitments[j])
+                {
+                    problems.add(
+                        b.number,
+                        format!(
+                            "note {position}: published commitment is not transfer {s}'s cm_{j}"
+                        ),
+                    );
+                }
+                match hex::decode(&note.ciphertext) {
+                    Ok(ct) => *ciphertext = ct,
+                    Err(_) => {
+                        problems.add(b.number, format!("note {position}: ciphertext is not hex"));
+                        complete = false;
+                    }
+                }
+            }
+            if complete && ciphertext_hash(&ciphertexts) != public.ciphertext_hash {
+                problems.add(
+                    b.number,
+                    format!(
+                        "transfer {s}: published ciphertexts are not the ones its spender signed"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// The transaction `txid` with its confirmations: from the mempool or `-txindex`, else from

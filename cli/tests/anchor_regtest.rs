@@ -235,7 +235,8 @@ impl NodeProc {
         let id = self
             .client
             .deposit(&TransferRequest::from(&t), TOKEN)
-            .unwrap();
+            .unwrap()
+            .0;
         sc.apply(std::slice::from_ref(&t)).unwrap();
         id
     }
@@ -380,6 +381,8 @@ fn snapshot(node: &NodeProc, n: u64) -> HashMap<String, Value> {
         let p = format!("/v1/batches/{i}");
         m.insert(p.clone(), get(&p));
     }
+    let p = "/v1/notes?from=0&limit=1000";
+    m.insert(p.to_owned(), get(p));
     m
 }
 
@@ -501,6 +504,22 @@ fn every_batch_is_anchored_in_one_chain_and_verify_chain_checks_it() {
     m.get_mut("/v1/batches/2").unwrap()["public_data"][0]["fee"] = json!(1);
     let s = assert_problems(&chain.verify_chain(&serve_static(render(&m)), None), &[2]);
     assert!(s.contains("batch_hash"), "{s}");
+    // Batch 1's first transfer published with its ciphertexts swapped: the spender signed others.
+    let mut m = honest.clone();
+    let start = m["/v1/batches/1"]["note_start"].as_u64().unwrap();
+    let notes = m.get_mut("/v1/notes?from=0&limit=1000").unwrap()["notes"]
+        .as_array_mut()
+        .unwrap();
+    let at = |p: u64| notes.iter().position(|n| n["position"] == p).unwrap();
+    let (i, k) = (at(start), at(start + 1));
+    let (a, b) = (
+        notes[i]["ciphertext"].clone(),
+        notes[k]["ciphertext"].clone(),
+    );
+    notes[i]["ciphertext"] = b;
+    notes[k]["ciphertext"] = a;
+    let s = assert_problems(&chain.verify_chain(&serve_static(render(&m)), None), &[1]);
+    assert!(s.contains("not the ones its spender signed"), "{s}");
 
     // A wrong anchor payload: a real transaction on Bitcoin, signed by the operator, committing
     // to another root for batch 2, which a node names as batch 2's anchor.

@@ -188,7 +188,7 @@ fn operator_auth(
 
 fn submit_status(e: &SubmitError) -> StatusCode {
     match e {
-        SubmitError::Duplicate(_) => StatusCode::CONFLICT,
+        SubmitError::Duplicate(_) | SubmitError::DuplicateDeposit { .. } => StatusCode::CONFLICT,
         SubmitError::DepositNotAllowed => StatusCode::FORBIDDEN,
         SubmitError::NotADeposit | SubmitError::BadCiphertext { .. } => StatusCode::BAD_REQUEST,
         SubmitError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -221,6 +221,15 @@ async fn submit(ctx: Arc<ApiContext>, body: Bytes, operator: bool) -> Response {
             StatusCode::ACCEPTED,
             &json!({"id": id, "status": "pending"}),
         ),
+        // A deposit is idempotent: the operator re-posting the very same transfer (a retry after
+        // a lost response) gets its status, not an error.
+        Err(SubmitError::Duplicate(id)) if operator => match ctx.node.status(&id) {
+            Ok(Some(status)) => json_response(StatusCode::OK, &status_json(&id, &status)),
+            _ => {
+                let e = SubmitError::Duplicate(id);
+                refuse(submit_status(&e), e.code(), e.to_string())
+            }
+        },
         Err(e) => {
             if let SubmitError::Store(inner) = &e {
                 tracing::error!(error = %inner, "storing a transfer failed");

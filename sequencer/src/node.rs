@@ -26,7 +26,7 @@
 //! committed transfers, in sequence order. Methods here block (hashing, signature checks, fsync);
 //! async callers use [`Node::submit_async`] or run them in `spawn_blocking`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -82,6 +82,15 @@ pub enum SubmitError {
     /// The same transfer (same public data) was already accepted.
     #[error("transfer {0} was already submitted")]
     Duplicate(TransferId),
+    /// Another transfer already credits this `deposit_ref` (pending, sealed or proven): a Bitcoin
+    /// outpoint is credited at most once.
+    #[error("deposit_ref {deposit_ref} is already credited by transfer {existing}")]
+    DuplicateDeposit {
+        /// The reference (hex).
+        deposit_ref: String,
+        /// The transfer that credits it.
+        existing: TransferId,
+    },
     /// `public_in > 0` outside the operator's deposit endpoint.
     #[error("deposits (public_in > 0) are accepted only from the operator")]
     DepositNotAllowed,
@@ -119,6 +128,7 @@ pub fn transfer_error_code(e: &TransferError) -> &'static str {
         TransferError::WrongCommitment { .. } => "wrong_commitment",
         TransferError::Unbalanced { .. } => "unbalanced",
         TransferError::BadSignature => "bad_signature",
+        TransferError::CiphertextMismatch => "ciphertext_mismatch",
         TransferError::DepositReference => "deposit_reference",
         TransferError::WithdrawalDestination => "withdrawal_destination",
     }
@@ -129,6 +139,7 @@ impl SubmitError {
     pub fn code(&self) -> &'static str {
         match self {
             SubmitError::Duplicate(_) => "duplicate_transfer",
+            SubmitError::DuplicateDeposit { .. } => "duplicate_deposit",
             SubmitError::DepositNotAllowed => "deposit_not_allowed",
             SubmitError::NotADeposit => "not_a_deposit",
             SubmitError::BadCiphertext { .. } => "bad_ciphertext",
@@ -366,6 +377,9 @@ struct Inner {
     pending_ids: HashSet<TransferId>,
     /// Nullifiers of the mempool and of admitted transfers.
     pending_nullifiers: HashSet<Fr>,
+    /// Every `deposit_ref` credited by a sealed, pending or admitted transfer, with its id:
+    /// rebuilt from the store at open, so an outpoint is credited once across the whole history.
+    deposit_refs: HashMap<Fr, TransferId>,
     next_seq: u64,
     batch_height: u64,
     proven_height: u64,
@@ -377,11 +391,28 @@ struct Inner {
 }
 
 impl Inner {
-    /// Releases an admitted transfer's reservations.
+    /// Releases an admitted transfer's mempool reservations (id and nullifiers), once it is
+    /// sealed or when it is dropped (then also with [`Inner::forget_deposit`]).
     fn release(&mut self, p: &PendingTransfer) {
         self.pending_ids.remove(&p.id);
         for nf in &p.transfer.public.nullifiers {
             self.pending_nullifiers.remove(nf);
+        }
+    }
+
+    /// Frees the `deposit_ref` of a transfer that will never be in the history (its commit
+    /// failed, or it was rejected at sealing).
+    fn forget_deposit(&mut self, p: &PendingTransfer) {
+        let r = p.transfer.public.deposit_ref;
+        if self.deposit_refs.get(&r) == Some(&p.id) {
+            self.deposit_refs.remove(&r);
+        }
+    }
+
+    /// Records that transfer `id` credits `t`'s `deposit_ref`, if it has one.
+    fn note_deposit(&mut self, id: &TransferId, t: &Transfer) {
+        if !t.public.deposit_ref.is_zero() {
+            self.deposit_refs.insert(t.public.deposit_ref, id.clone());
         }
     }
 }
@@ -449,6 +480,7 @@ fn run_writer(shared: Arc<Shared>) {
                             acks.push((q.done, Ok(())));
                         } else {
                             inner.release(&q.pending);
+                            inner.forget_deposit(&q.pending);
                             let id = q.pending.id.clone();
                             acks.push((q.done, Err(SubmitError::Duplicate(id))));
                         }
@@ -459,6 +491,7 @@ fn run_writer(shared: Arc<Shared>) {
                     let e = Arc::new(e);
                     for q in group {
                         inner.release(&q.pending);
+                        inner.forget_deposit(&q.pending);
                         let err = SubmitError::Store(StoreError::Group(e.clone()));
                         acks.push((q.done, Err(err)));
                     }
@@ -515,6 +548,7 @@ impl Node {
         let meta = store.meta()?;
         let mut state = RollupState::genesis(shape.depth);
         let mut unproven = BTreeMap::new();
+        let mut deposit_refs = HashMap::new();
         for n in 0..meta.batch_height {
             let rec = store
                 .batch(n)?
@@ -524,7 +558,11 @@ impl Node {
                 let t = store
                     .transfer(id)?
                     .ok_or_else(|| StoreError::Corrupt(format!("transfer {id} missing")))?;
-                transfers.push(t.transfer.to_transfer()?);
+                let t = t.transfer.to_transfer()?;
+                if !t.public.deposit_ref.is_zero() {
+                    deposit_refs.insert(t.public.deposit_ref, id.clone());
+                }
+                transfers.push(t);
             }
             // Validated when admitted; the stored public inputs check the replay.
             let built = build_batch_admitted(&mut state, shape, n, &transfers)?;
@@ -546,6 +584,7 @@ impl Node {
             queue: Vec::new(),
             pending_ids: HashSet::new(),
             pending_nullifiers: HashSet::new(),
+            deposit_refs,
             next_seq: meta.next_seq,
             batch_height: meta.batch_height,
             proven_height: meta.proven_height,
@@ -564,6 +603,7 @@ impl Node {
             }
             inner.pending_nullifiers.extend(transfer.public.nullifiers);
             inner.pending_ids.insert(id.clone());
+            inner.note_deposit(&id, &transfer);
             inner.mempool.push(PendingTransfer {
                 seq,
                 id,
@@ -685,6 +725,17 @@ impl Node {
         if inner.pending_ids.contains(&p.id) {
             return Err(SubmitError::Duplicate(p.id));
         }
+        let deposit_ref = p.transfer.public.deposit_ref;
+        if let Some(existing) = inner.deposit_refs.get(&deposit_ref) {
+            return Err(if *existing == p.id {
+                SubmitError::Duplicate(p.id)
+            } else {
+                SubmitError::DuplicateDeposit {
+                    deposit_ref: field::to_hex(&deposit_ref),
+                    existing: existing.clone(),
+                }
+            });
+        }
         check_state_rules(&p, &inner.view, &inner.pending_nullifiers)?;
         let seq = inner.next_seq;
         inner.next_seq += 1;
@@ -692,6 +743,7 @@ impl Node {
             .pending_nullifiers
             .extend(p.transfer.public.nullifiers);
         inner.pending_ids.insert(p.id.clone());
+        inner.note_deposit(&p.id, &p.transfer);
         let (tx, rx) = oneshot::channel();
         inner.queue.push(Queued {
             pending: PendingTransfer {
@@ -743,6 +795,7 @@ impl Node {
                     self.store()
                         .reject(p.seq, &p.id, transfer_error_code(&error))?;
                     inner.release(&p);
+                    inner.forget_deposit(&p);
                     continue;
                 }
                 Err(e) => return Err(e.into()),

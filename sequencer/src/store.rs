@@ -39,6 +39,11 @@ const ANCHORS: TableDefinition<u64, &[u8]> = TableDefinition::new("anchors");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 const META_SHAPE: &str = "shape";
+const META_FORMAT: &str = "format";
+
+/// The record format this build reads and writes (2: a transfer's public data carries its
+/// `ciphertext_hash`). A store of another format is refused at open, never misread.
+pub const STORE_FORMAT: u32 = 2;
 const META_NEXT_SEQ: &str = "next_seq";
 const META_BATCH_HEIGHT: &str = "batch_height";
 const META_PROVEN_HEIGHT: &str = "proven_height";
@@ -60,6 +65,15 @@ pub enum StoreError {
         stored: BatchShape,
         /// Shape configured.
         configured: BatchShape,
+    },
+    /// The data directory was written by a build with another record format.
+    #[error(
+        "data directory has store format {found}, this build reads format {STORE_FORMAT}: \
+             keep it for the build that wrote it, or start from an empty data directory"
+    )]
+    Format {
+        /// Format found (1: before formats were recorded).
+        found: u32,
     },
     /// A transfer with this id is already stored.
     #[error("transfer {0} already stored")]
@@ -293,6 +307,61 @@ pub struct SealWrite<'a> {
     pub notes: &'a [(u64, NoteEntry)],
 }
 
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "veil.redb";
+
+/// Creates `dir` (mode 0700) if missing; otherwise tightens it to 0700 and every file in it to
+/// 0600, with a warning per change. A data directory holds nullifier keys, note openings and the
+/// operator's keys: nobody but its owner may read it.
+pub fn secure_data_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let tighten = |path: &Path, mode: u32| -> std::io::Result<()> {
+        let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if current & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                from = format!("{current:o}"),
+                to = format!("{mode:o}"),
+                "data directory entry was readable by others; tightened"
+            );
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    };
+    tighten(dir, 0o700)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_file() {
+            tighten(&entry.path(), 0o600)?;
+        } else if kind.is_dir() {
+            tighten(&entry.path(), 0o700)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates an empty file with mode 0600 unless it exists (redb then initialises it).
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("postcard encoding of an in-memory value cannot fail")
 }
@@ -308,9 +377,14 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) `dir/veil.redb` for `shape`; fails if it was created for another shape.
+    /// The directory is made private first (see [`secure_data_dir`]): the database holds
+    /// nullifier keys and note openings.
     pub fn open(dir: &Path, shape: BatchShape) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::from(redb::Error::Io(e)))?;
-        let db = Database::create(dir.join("veil.redb"))?;
+        let io = |e| StoreError::from(redb::Error::Io(e));
+        secure_data_dir(dir).map_err(io)?;
+        let path = dir.join(DB_FILE);
+        create_private_file(&path).map_err(io)?;
+        let db = Database::create(&path)?;
         let txn = db.begin_write()?;
         {
             txn.open_table(TRANSFERS)?;
@@ -324,16 +398,26 @@ impl Store {
                 .get(META_SHAPE)?
                 .map(|v| decode::<BatchShape>(v.value(), "shape"))
                 .transpose()?;
-            match stored {
-                Some(stored) if stored != shape => {
+            let format = meta
+                .get(META_FORMAT)?
+                .map(|v| decode::<u32>(v.value(), "format"))
+                .transpose()?;
+            match (stored, format) {
+                (Some(_), found) if found != Some(STORE_FORMAT) => {
+                    return Err(StoreError::Format {
+                        found: found.unwrap_or(1),
+                    })
+                }
+                (Some(stored), _) if stored != shape => {
                     return Err(StoreError::ShapeMismatch {
                         stored,
                         configured: shape,
                     })
                 }
-                Some(_) => {}
-                None => {
+                (Some(_), _) => {}
+                (None, _) => {
                     meta.insert(META_SHAPE, encode(&shape).as_slice())?;
+                    meta.insert(META_FORMAT, encode(&STORE_FORMAT).as_slice())?;
                 }
             }
         }
@@ -741,6 +825,76 @@ mod tests {
                 .unwrap(),
             ts[1]
         );
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_data_directory_is_private() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        drop(Store::open(&dir, shape()).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+    }
+
+    #[test]
+    fn an_existing_readable_data_directory_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        drop(Store::open(&dir, shape()).unwrap());
+        let set = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let other = dir.join("operator.key");
+        std::fs::write(&other, b"secret").unwrap();
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        set(&dir, 0o755);
+        set(&dir.join(DB_FILE), 0o644);
+        set(&other, 0o604);
+        set(&dir.join("sub"), 0o750);
+        drop(Store::open(&dir, shape()).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+        assert_eq!(mode(&other), 0o600);
+        assert_eq!(mode(&dir.join("sub")), 0o700);
+        // Already private entries are left as they are (a 0400 file stays read-only).
+        set(&other, 0o400);
+        drop(Store::open(&dir, shape()).unwrap());
+        assert_eq!(mode(&other), 0o400);
+    }
+
+    #[test]
+    fn a_store_of_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), shape()).unwrap());
+        let rewrite = |format: Option<u32>| {
+            let db = Database::create(dir.path().join(DB_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                match format {
+                    Some(f) => meta.insert(META_FORMAT, encode(&f).as_slice()).unwrap(),
+                    None => meta.remove(META_FORMAT).unwrap(),
+                };
+            }
+            txn.commit().unwrap();
+        };
+        // A store written before formats were recorded reads as format 1.
+        rewrite(None);
+        assert!(matches!(
+            Store::open(dir.path(), shape()),
+            Err(StoreError::Format { found: 1 })
+        ));
+        rewrite(Some(STORE_FORMAT + 1));
+        let err = Store::open(dir.path(), shape()).err().unwrap();
+        assert!(err.to_string().contains("store format 3"), "{err}");
+        rewrite(Some(STORE_FORMAT));
+        assert!(Store::open(dir.path(), shape()).is_ok());
     }
 
     #[test]

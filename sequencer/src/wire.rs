@@ -13,7 +13,7 @@ use serde_json::Number;
 use veil_circuits::eddsa::{PublicKey, Signature, SignatureError, SIGNATURE_BYTES};
 use veil_circuits::field::{self, FieldError};
 use veil_circuits::keys::ProofGenerationKey;
-use veil_circuits::note::{Note, NOTE_CIPHERTEXT_LEN};
+use veil_circuits::note::{ciphertext_hash, Note, NOTE_CIPHERTEXT_LEN};
 use veil_circuits::transfer::{SpentNote, Transfer, TransferPublic};
 
 /// Body of `POST /v1/transfers` (and `POST /v1/deposits`).
@@ -213,15 +213,6 @@ impl TryFrom<&TransferRequest> for Transfer {
     type Error = WireError;
 
     fn try_from(req: &TransferRequest) -> Result<Self, Self::Error> {
-        let public = TransferPublic {
-            nullifiers: pair(|i| parse_field(&req.nullifiers[i], &format!("nullifiers[{i}]")))?,
-            commitments: pair(|i| parse_field(&req.commitments[i], &format!("commitments[{i}]")))?,
-            public_in: parse_u64(&req.public_in, "public_in")?,
-            public_out: parse_u64(&req.public_out, "public_out")?,
-            fee: parse_u64(&req.fee, "fee")?,
-            dest: parse_field(&req.dest, "dest")?,
-            deposit_ref: parse_field(&req.deposit_ref, "deposit_ref")?,
-        };
         let x = parse_field(&req.ak.x, "ak.x")?;
         let y = parse_field(&req.ak.y, "ak.y")?;
         let ak = EdwardsAffine::new_unchecked(x, y);
@@ -253,6 +244,17 @@ impl TryFrom<&TransferRequest> for Transfer {
             }
             Ok(ct)
         })?;
+        let public = TransferPublic {
+            nullifiers: pair(|i| parse_field(&req.nullifiers[i], &format!("nullifiers[{i}]")))?,
+            commitments: pair(|i| parse_field(&req.commitments[i], &format!("commitments[{i}]")))?,
+            public_in: parse_u64(&req.public_in, "public_in")?,
+            public_out: parse_u64(&req.public_out, "public_out")?,
+            fee: parse_u64(&req.fee, "fee")?,
+            dest: parse_field(&req.dest, "dest")?,
+            deposit_ref: parse_field(&req.deposit_ref, "deposit_ref")?,
+            // Not sent: derived from the ciphertexts, so the signature covers exactly them.
+            ciphertext_hash: ciphertext_hash(&ciphertexts),
+        };
         Ok(Transfer {
             public,
             pgk: ProofGenerationKey {

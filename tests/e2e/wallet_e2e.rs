@@ -110,6 +110,27 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
     ]);
     let dep_id = d["id"].as_str().unwrap().to_owned();
     wait_status(&mut node, alice, &dep_id, &["batched", "proven"]);
+    // A retry (say, after a lost response) is the same transfer: same id, credited once.
+    let deposit_args = |amount: &'static str| {
+        [
+            "deposit",
+            "--node",
+            &url,
+            "--token",
+            TOKEN,
+            "--to",
+            &alice_addr,
+            "--amount",
+            amount,
+            "--outpoint",
+            outpoint,
+        ]
+    };
+    let retry = ok_json(&deposit_args("100000"));
+    assert_eq!(retry["id"], d["id"], "{retry}");
+    // Another deposit claiming the same outpoint is refused.
+    let err = fails(&deposit_args("200000"));
+    assert!(err.contains("duplicate_deposit"), "{err}");
 
     let s = sync(alice);
     assert_eq!(s["sync"]["found"], serde_json::json!([[0, 100000]]), "{s}");

@@ -283,6 +283,24 @@ fn signature_over_a_different_sighash_is_unsatisfied() {
 }
 
 #[test]
+fn ciphertexts_other_than_the_signed_ones_are_unsatisfied() {
+    let (mut sc, alice, bob) = funded();
+    let t = sc.pay(&alice, &bob, 100, 0, 0);
+    let mut spec = SlotSpec::from(&t);
+    // Whoever relays the transfer swaps the ciphertexts (here: zeroed, so the recipient never
+    // finds the note); the slot's ciphertext hash changes, the spender's signature does not.
+    let zeroed = [vec![0u8; 32], vec![0u8; 32]];
+    spec.ciphertext_hash = veil_circuits::note::ciphertext_hash(&zeroed);
+    assert_ne!(spec.ciphertext_hash, SlotSpec::from(&t).ciphertext_hash);
+    assert!(!satisfied(
+        unchecked(&sc, std::slice::from_ref(&spec)).circuit()
+    ));
+    // Control: the same change signed by the spender is a legal transfer.
+    resign(&mut spec, &alice);
+    assert!(satisfied(unchecked(&sc, &[spec]).circuit()));
+}
+
+#[test]
 fn input_owned_by_another_key_is_unsatisfied() {
     let (mut sc, alice, bob) = funded();
     let bobs = sc.unspent(&bob)[0];
@@ -470,6 +488,7 @@ fn small_order_spend_key_is_unsatisfied() {
             fee: Fr::zero(),
             dest: Fr::zero(),
             deposit_ref: Fr::from(99u64),
+            ciphertext_hash: Fr::from(7u64),
             signature: Signature {
                 r: EdwardsAffine::zero(),
                 s: JubjubScalar::zero(),

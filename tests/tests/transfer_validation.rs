@@ -108,6 +108,19 @@ fn each_rule_has_its_own_error() {
     t.signature = bob.sign(t.public.sighash());
     assert_eq!(check(&sc, &t), Err(TransferError::BadSignature));
 
+    // Rule 7 covers the ciphertexts: other ciphertexts than the signed ones are refused, and
+    // re-hashing them breaks the signature.
+    let mut t = good.clone();
+    t.ciphertexts = [
+        vec![0u8; t.ciphertexts[0].len()],
+        vec![0u8; t.ciphertexts[1].len()],
+    ];
+    assert_eq!(check(&sc, &t), Err(TransferError::CiphertextMismatch));
+    t.public.ciphertext_hash = veil_circuits::note::ciphertext_hash(&t.ciphertexts);
+    assert_eq!(check(&sc, &t), Err(TransferError::BadSignature));
+    resign(&mut t, &alice);
+    assert_eq!(check(&sc, &t), Ok(()));
+
     // Policy: deposits carry a reference, withdrawals a destination, and only they do.
     let mut t = good.clone();
     t.public.deposit_ref = Fr::from(3u64);

@@ -29,7 +29,7 @@ struct Proved {
     history: usize,
     batch_number: u64,
     public_inputs: BatchPublicInputs,
-    public_fields: Vec<[Fr; 9]>,
+    public_fields: Vec<veil_circuits::transfer::SlotFields>,
     proof: Proof<Bn254>,
 }
 
@@ -231,7 +231,7 @@ fn modified_slot_data_changes_the_hash_and_fails_verification() {
         let slots = slots(p);
         let old = p.public_inputs.old_state_root;
         let new = p.public_inputs.new_state_root;
-        let edits: [(&str, Edit); 9] = [
+        let edits: [(&str, Edit); 10] = [
             ("nullifier 0", |s| s.nullifiers[0] += Fr::one()),
             ("nullifier 1", |s| s.nullifiers[1] += Fr::one()),
             ("commitment 0", |s| s.commitments[0] += Fr::one()),
@@ -241,6 +241,7 @@ fn modified_slot_data_changes_the_hash_and_fails_verification() {
             ("fee", |s| s.fee += 1),
             ("dest", |s| s.dest += Fr::one()),
             ("deposit_ref", |s| s.deposit_ref += Fr::one()),
+            ("ciphertext_hash", |s| s.ciphertext_hash += Fr::one()),
         ];
         for slot in 0..slots.len() {
             for (name, edit) in edits {

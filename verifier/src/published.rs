@@ -7,10 +7,10 @@
 //! taken from the publisher; the proof is what binds it to the old root and the slot data.
 
 use ark_bn254::{Bn254, Fr};
-use ark_ff::PrimeField;
 use ark_groth16::{PreparedVerifyingKey, Proof};
 use veil_circuits::batch::{batch_hash, batch_hash_fields, BatchPublicInputs};
 use veil_circuits::constants::MAX_DEPTH;
+use veil_circuits::transfer::SlotFields;
 use veil_circuits::{RollupState, TransferPublic};
 
 use crate::VerifyError;
@@ -41,7 +41,7 @@ pub fn batch_hash_from_published(
 pub fn batch_hash_from_fields(
     batch_number: u64,
     batch_size: usize,
-    slots: &[[Fr; 9]],
+    slots: &[SlotFields],
 ) -> Result<Fr, VerifyError> {
     check_slot_count(slots.len(), batch_size)?;
     Ok(batch_hash_fields(batch_number, batch_size, slots))
@@ -49,23 +49,8 @@ pub fn batch_hash_from_fields(
 
 /// The [`TransferPublic`] whose [`TransferPublic::fields`] are `fields`; an error if an amount
 /// (`public_in`, `public_out`, `fee`) is not a `u64`, which no valid transfer publishes.
-pub fn transfer_public_from_fields(fields: &[Fr; 9]) -> Result<TransferPublic, VerifyError> {
-    let amount = |x: Fr, field: &'static str| {
-        let limbs = x.into_bigint().0;
-        match limbs[1..].iter().all(|&l| l == 0) {
-            true => Ok(limbs[0]),
-            false => Err(VerifyError::AmountOutOfRange { field }),
-        }
-    };
-    Ok(TransferPublic {
-        nullifiers: [fields[0], fields[1]],
-        commitments: [fields[2], fields[3]],
-        public_in: amount(fields[4], "public_in")?,
-        public_out: amount(fields[5], "public_out")?,
-        fee: amount(fields[6], "fee")?,
-        dest: fields[7],
-        deposit_ref: fields[8],
-    })
+pub fn transfer_public_from_fields(fields: &SlotFields) -> Result<TransferPublic, VerifyError> {
+    TransferPublic::from_fields(fields).map_err(|field| VerifyError::AmountOutOfRange { field })
 }
 
 /// The three public inputs of a published batch.
@@ -115,6 +100,7 @@ fn check_slot_count(got: usize, batch_size: usize) -> Result<(), VerifyError> {
 mod tests {
     use super::*;
     use ark_ff::{One, Zero};
+    use veil_circuits::constants::SLOT_PUBLIC_FIELDS;
 
     fn slot(seed: u64) -> TransferPublic {
         TransferPublic {
@@ -125,6 +111,7 @@ mod tests {
             fee: u64::MAX,
             dest: Fr::from(seed + 8),
             deposit_ref: -Fr::one(),
+            ciphertext_hash: Fr::from(seed + 9),
         }
     }
 
@@ -151,11 +138,11 @@ mod tests {
     #[test]
     fn published_and_field_hashes_agree_and_pad_implicitly() {
         let slots = [slot(10), slot(20)];
-        let fields: Vec<[Fr; 9]> = slots.iter().map(|s| s.fields()).collect();
+        let fields: Vec<SlotFields> = slots.iter().map(|s| s.fields()).collect();
         let h = batch_hash_from_published(3, 4, &slots).unwrap();
         assert_eq!(h, batch_hash_from_fields(3, 4, &fields).unwrap());
         let mut padded = fields.clone();
-        padded.extend([[Fr::zero(); 9]; 2]);
+        padded.extend([[Fr::zero(); SLOT_PUBLIC_FIELDS]; 2]);
         assert_eq!(h, batch_hash_from_fields(3, 4, &padded).unwrap());
         assert_ne!(h, batch_hash_from_published(4, 4, &slots).unwrap());
         assert_ne!(h, batch_hash_from_published(3, 8, &slots).unwrap());
@@ -177,7 +164,7 @@ mod tests {
                 batch_size: 2
             }
         ));
-        let fields: Vec<[Fr; 9]> = slots.iter().map(|s| s.fields()).collect();
+        let fields: Vec<SlotFields> = slots.iter().map(|s| s.fields()).collect();
         assert!(matches!(
             batch_hash_from_fields(0, 2, &fields),
             Err(VerifyError::TooManySlots { .. })

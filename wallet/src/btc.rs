@@ -15,7 +15,6 @@ use std::str::FromStr;
 
 use ark_bn254::Fr;
 use bitcoin::{Address, OutPoint, ScriptBuf};
-use sha2::{Digest, Sha256};
 use veil_circuits::field;
 use veil_circuits::Network;
 
@@ -85,13 +84,7 @@ pub fn parse_outpoint(s: &str) -> Result<OutPoint, BitcoinRefError> {
 }
 
 fn tagged_field(tag: &[u8], data: &[u8]) -> Fr {
-    let mut digest: [u8; 32] = Sha256::new()
-        .chain_update(tag)
-        .chain_update(data)
-        .finalize()
-        .into();
-    digest[0] = 0;
-    field::from_bytes_be(&digest).expect("248-bit values are canonical")
+    field::tagged_sha256(tag, &[data])
 }
 
 /// `dest` of a withdrawal to `script_pubkey`.
@@ -110,6 +103,7 @@ pub fn deposit_ref(outpoint: &OutPoint) -> Fr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     // BIP-173/350 regtest and mainnet vectors.
     const BCRT_P2WPKH: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";

@@ -194,6 +194,10 @@ pub struct BatchInfo {
     pub public_data: Vec<TransferPublic>,
     /// The proof's public inputs as the node states them.
     pub public_inputs: BatchPublicInputs,
+    /// Position of the batch's first note in the note tree (slot `s`'s output `j` is at
+    /// `note_start + 2s + j`); `None` from nodes that do not send it.
+    #[serde(default)]
+    pub note_start: Option<u64>,
     /// Compressed Groth16 proof (hex), once proven.
     pub proof: Option<String>,
     /// The Bitcoin anchor, once signed (nodes without anchoring send `null`).
@@ -241,6 +245,7 @@ struct ErrorDetail {
 #[derive(Deserialize)]
 struct Accepted {
     id: String,
+    status: String,
 }
 
 #[derive(Deserialize)]
@@ -384,9 +389,15 @@ impl NodeClient {
         Ok(self.post::<Accepted>("/v1/transfers", req, None)?.id)
     }
 
-    /// `POST /v1/deposits` with the operator's bearer token; returns the transfer id.
-    pub fn deposit(&self, req: &TransferRequest, token: &str) -> Result<String, ClientError> {
-        Ok(self.post::<Accepted>("/v1/deposits", req, Some(token))?.id)
+    /// `POST /v1/deposits` with the operator's bearer token; returns the transfer id and its
+    /// status (`pending` when new; its current status when the same deposit was posted before).
+    pub fn deposit(
+        &self,
+        req: &TransferRequest,
+        token: &str,
+    ) -> Result<(String, String), ClientError> {
+        let a = self.post::<Accepted>("/v1/deposits", req, Some(token))?;
+        Ok((a.id, a.status))
     }
 
     /// `GET /v1/batches/{n}`.

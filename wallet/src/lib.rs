@@ -14,4 +14,6 @@ pub mod wallet;
 pub use client::{ClientError, NodeClient};
 pub use keyfile::{KeyFile, KeyFileError};
 pub use state::WalletState;
-pub use wallet::{build_deposit, Balance, SyncReport, Wallet, WalletError};
+pub use wallet::{
+    build_deposit, build_deposit_idempotent, Balance, SyncReport, Wallet, WalletError,
+};

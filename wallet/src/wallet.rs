@@ -513,6 +513,37 @@ impl Wallet {
     }
 }
 
+/// A deposit that is the same transfer every time it is built for the same `(to, amount,
+/// outpoint)` under the same operator `secret` (its token): a retry after a lost response
+/// re-posts the identical transfer, which the node acknowledges instead of crediting twice. The
+/// randomness (the one-time signer, note randomness, ephemeral keys) comes from
+/// HKDF-SHA256(salt = secret, outpoint || addr || pk_enc || amount), so nobody without the
+/// secret can recompute a note's opening from the public outpoint and a guessed address.
+pub fn build_deposit_idempotent(
+    secret: &[u8],
+    to: &PaymentAddress,
+    amount: u64,
+    outpoint: &bitcoin::OutPoint,
+) -> Result<Transfer, WalletError> {
+    use rand_chacha::rand_core::SeedableRng;
+    let mut ikm = bitcoin::consensus::encode::serialize(outpoint);
+    ikm.extend_from_slice(&veil_circuits::field::to_bytes_be(&to.addr));
+    ikm.extend_from_slice(&to.pk_enc);
+    ikm.extend_from_slice(&amount.to_be_bytes());
+    let mut seed = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(secret), &ikm)
+        .expand(DEPOSIT_SEED_INFO, &mut seed)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    build_deposit(
+        to,
+        amount,
+        outpoint,
+        &mut rand_chacha::ChaCha20Rng::from_seed(seed),
+    )
+}
+
+const DEPOSIT_SEED_INFO: &[u8] = b"veil/deposit-seed";
+
 /// An operator deposit of `amount` to `to`, funded by the Bitcoin `outpoint`: two dummy inputs
 /// of a fresh one-time signer (DESIGN §6), the deposit note and a zero note to `to`.
 pub fn build_deposit<R: RngCore + CryptoRng>(

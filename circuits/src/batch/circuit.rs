@@ -272,6 +272,8 @@ impl BatchCircuit {
             let fee = witness_fr(&cs, slot.fee)?;
             let dest = witness_fr(&cs, slot.dest)?;
             let deposit_ref = witness_fr(&cs, slot.deposit_ref)?;
+            // Signed and chained, never opened here: verifiers hash the published ciphertexts.
+            let ciphertext_hash = witness_fr(&cs, slot.ciphertext_hash)?;
             m.run(section::RANGES, || {
                 for x in [&public_in, &public_out, &fee] {
                     enforce_range_bits(x, VALUE_BITS)?;
@@ -293,6 +295,7 @@ impl BatchCircuit {
                     &fee,
                     &dest,
                     &deposit_ref,
+                    &ciphertext_hash,
                 ]
                 .into_iter()
                 .map(|x| select_or_zero(&e, x))

@@ -10,7 +10,7 @@
 
 use ark_bn254::Fr;
 use ark_ed_on_bn254::EdwardsAffine;
-use ark_ff::{PrimeField, Zero};
+use ark_ff::Zero;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -18,15 +18,17 @@ use super::{
     InputSpec, InputWitness, InsertionWitness, LowLeafLocation, OutputWitness, SlotSpec,
     SlotWitness,
 };
+use crate::constants::SLOT_PUBLIC_FIELDS;
 use crate::eddsa::{PublicKey, Signature, SIGNATURE_BYTES};
 use crate::field::{self, to_hex};
 use crate::keys::owner_tag;
 use crate::state::StateSummary;
-use crate::transfer::TransferPublic;
+use crate::transfer::{SlotFields, TransferPublic};
 use crate::tree::{serde_hex_levels, MerklePath, NullifierLeaf, SubtreePath};
 
-/// The batch-file format version this build reads and writes (2: 4-ary tree paths).
-pub const BATCH_FILE_VERSION: u32 = 2;
+/// The batch-file format version this build reads and writes (2: 4-ary tree paths; 3: each
+/// transfer's `ciphertext_hash`).
+pub const BATCH_FILE_VERSION: u32 = 3;
 
 /// Why a batch file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +174,9 @@ pub struct SlotJson {
     /// Deposit reference.
     #[serde(with = "field::serde_hex")]
     pub deposit_ref: Fr,
+    /// Hash of the note ciphertexts.
+    #[serde(with = "field::serde_hex")]
+    pub ciphertext_hash: Fr,
     /// [`Signature::to_bytes`] as 128 hex digits (compressed `R`, then `S` little-endian).
     pub signature: String,
     /// The two nullifier insertions.
@@ -394,10 +399,10 @@ impl BatchFile {
     }
 }
 
-/// A slot's nine public fields, derived natively from its witness (zeros for padding).
-fn slot_public_fields(slot: &SlotWitness) -> [Fr; 9] {
+/// A slot's public fields, derived natively from its witness (zeros for padding).
+fn slot_public_fields(slot: &SlotWitness) -> SlotFields {
     if !slot.enabled {
-        return [Fr::zero(); 9];
+        return [Fr::zero(); SLOT_PUBLIC_FIELDS];
     }
     let addr = owner_tag(&PublicKey(slot.ak), slot.nk);
     SlotSpec {
@@ -419,34 +424,16 @@ fn slot_public_fields(slot: &SlotWitness) -> [Fr; 9] {
         fee: slot.fee,
         dest: slot.dest,
         deposit_ref: slot.deposit_ref,
+        ciphertext_hash: slot.ciphertext_hash,
         signature: slot.signature,
     }
     .public_fields()
 }
 
-fn fr_to_u64(x: &Fr) -> Option<u64> {
-    let limbs = x.into_bigint().0;
-    limbs[1..].iter().all(|l| *l == 0).then_some(limbs[0])
-}
-
-/// A slot's public data from its nine fields; the amounts must fit a u64.
-fn transfer_from_fields(slot: usize, f: &[Fr; 9]) -> Result<TransferPublic, BatchFileError> {
-    let amount = |i: usize, name: &str| {
-        fr_to_u64(&f[i]).ok_or_else(|| {
-            BatchFileError::WitnessMismatch(format!(
-                "slot {slot}: {name} {} is not a u64",
-                to_hex(&f[i])
-            ))
-        })
-    };
-    Ok(TransferPublic {
-        nullifiers: [f[0], f[1]],
-        commitments: [f[2], f[3]],
-        public_in: amount(4, "public_in")?,
-        public_out: amount(5, "public_out")?,
-        fee: amount(6, "fee")?,
-        dest: f[7],
-        deposit_ref: f[8],
+/// A slot's public data from its fields; the amounts must fit a u64.
+fn transfer_from_fields(slot: usize, f: &SlotFields) -> Result<TransferPublic, BatchFileError> {
+    TransferPublic::from_fields(f).map_err(|name| {
+        BatchFileError::WitnessMismatch(format!("slot {slot}: {name} is not a u64"))
     })
 }
 
@@ -494,6 +481,7 @@ impl From<&SlotWitness> for SlotJson {
             fee: s.fee,
             dest: s.dest,
             deposit_ref: s.deposit_ref,
+            ciphertext_hash: s.ciphertext_hash,
             signature: hex::encode(s.signature.to_bytes()),
             insertions: s.insertions.clone().map(|ins| InsertionJson {
                 location: match ins.location {
@@ -585,6 +573,7 @@ impl SlotJson {
             fee: self.fee,
             dest: self.dest,
             deposit_ref: self.deposit_ref,
+            ciphertext_hash: self.ciphertext_hash,
             signature,
             insertions: self.insertions.clone().map(|ins| InsertionWitness {
                 location: match ins.location {
