@@ -97,7 +97,10 @@ fn anchors_taken_out_by_a_reorg_past_the_watch_are_rebroadcast_and_the_chain_con
     node.wait(
         "the deep reorg reported",
         || {},
-        |n| n.post_anchor()["reorgs"]["deep"] == 1,
+        |n| {
+            let r = &n.post_anchor()["reorgs"];
+            r["deep"] == 1 && r["last"]["first_batch"] == 1
+        },
     );
     let reorgs = node.post_anchor()["reorgs"].clone();
     assert_eq!(reorgs["seen"], 1, "{reorgs}");
@@ -114,9 +117,11 @@ fn anchors_taken_out_by_a_reorg_past_the_watch_are_rebroadcast_and_the_chain_con
     assert_eq!(last["depth"], depth, "anchor 2 at {h2}: {reorgs}");
     assert_eq!(last["stale_block"], stale.as_str(), "{reorgs}");
     let log = node.log();
+    // The last report (a pass during `invalidateblock` may have seen only anchor 2 gone first;
+    // the report then grows to the same reorg going deeper).
     let warn = log
         .lines()
-        .find(|l| l.contains("deep reorg"))
+        .rfind(|l| l.contains("deep reorg"))
         .unwrap_or_else(|| panic!("no deep reorg warning:\n{log}"));
     assert!(
         warn.contains("WARN") && warn.contains("batches=1..=2"),
@@ -136,7 +141,9 @@ fn anchors_taken_out_by_a_reorg_past_the_watch_are_rebroadcast_and_the_chain_con
         },
     );
     assert_eq!(chain.mempool().len(), 2);
-    assert_eq!(metric(&node, "veil_anchor_broadcasts_total"), 5);
+    // Two re-broadcasts at least (one more if a pass during `invalidateblock` re-broadcast
+    // anchor 2 while anchor 1 was still in a block).
+    assert!(metric(&node, "veil_anchor_broadcasts_total") >= 5);
     assert_eq!(metric(&node, "veil_anchor_reorgs_total"), 2);
     assert!(node.anchored(0));
     assert_eq!(anchor(&node, 0).block_hash.unwrap(), block0);

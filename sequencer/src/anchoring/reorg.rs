@@ -57,8 +57,48 @@ impl ReorgReport {
     fn same_reorg(&self, other: &ReorgReport) -> bool {
         self.stale_block == other.stale_block
             && self.first_batch == other.first_batch
-            && self.last_batch == other.last_batch
+            && other.last_batch <= self.last_batch
     }
+
+    /// `other` is this reorg seen going deeper: it took out the anchors just before this one's
+    /// (while this one's are not back in a block: once they are, a reorg taking out older
+    /// anchors takes them out too), from the same or an older fork point. A reorg in progress
+    /// disconnects blocks one at a time, and a pass in between sees only the newest anchors
+    /// gone.
+    fn continued_by(&self, other: &ReorgReport) -> bool {
+        other.last_batch + 1 == self.first_batch
+            && match (other.fork_height, self.fork_height) {
+                (Some(new), Some(old)) => new <= old,
+                _ => true,
+            }
+    }
+
+    /// This reorg extended down to `deeper`'s anchors: depth counted from the tip seen before
+    /// either was noticed.
+    fn extend(&mut self, deeper: ReorgReport) {
+        let from_first_tip = self
+            .depth
+            .zip(self.fork_height)
+            .zip(deeper.fork_height)
+            .map(|((d, f), nf)| (d + f).saturating_sub(nf));
+        *self = ReorgReport {
+            last_batch: self.last_batch,
+            deep: self.deep || deeper.deep,
+            depth: from_first_tip.max(deeper.depth),
+            ..deeper
+        };
+    }
+}
+
+/// What [`ReorgLog::record`] made of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The last reorg noticed again: nothing new.
+    Again,
+    /// A new reorg.
+    New,
+    /// The last reorg, found to go deeper (it now starts at an older batch).
+    Deeper,
 }
 
 /// The reorgs seen since the node started.
@@ -90,17 +130,28 @@ impl ReorgLog {
         self.top_seen.filter(|(b, _)| *b == block).map(|(_, t)| t)
     }
 
-    /// Adds `report` unless it is the last reorg noticed again; whether it is new.
-    pub fn record(&mut self, report: ReorgReport) -> bool {
-        if self.last.as_ref().is_some_and(|l| l.same_reorg(&report)) {
-            return false;
+    /// Adds `report`: a new reorg, the last one going deeper (merged into it), or the last
+    /// one noticed again (ignored).
+    pub fn record(&mut self, report: ReorgReport) -> Recorded {
+        if let Some(last) = &mut self.last {
+            if last.same_reorg(&report) {
+                return Recorded::Again;
+            }
+            if last.continued_by(&report) {
+                let was_deep = last.deep;
+                last.extend(report);
+                if last.deep && !was_deep {
+                    self.deep += 1;
+                }
+                return Recorded::Deeper;
+            }
         }
         self.seen += 1;
         if report.deep {
             self.deep += 1;
         }
         self.last = Some(report);
-        true
+        Recorded::New
     }
 
     /// `{seen, deep, anchors_left_chain, last}` for `POST /v1/anchor`; `anchors_left_chain` is
@@ -234,10 +285,20 @@ impl Anchorer {
     }
 
     fn report_reorg(&self, r: ReorgReport) {
-        let mut new = false;
-        self.set_state(|s| new = s.reorgs.record(r.clone()));
-        if !new {
+        let mut recorded = Recorded::Again;
+        let mut merged = None;
+        self.set_state(|s| {
+            recorded = s.reorgs.record(r);
+            merged = s.reorgs.last.clone();
+        });
+        let Some(r) = merged.filter(|_| recorded != Recorded::Again) else {
             return;
+        };
+        if recorded == Recorded::Deeper {
+            tracing::warn!(
+                first_batch = r.first_batch,
+                "the last reorg goes deeper than first seen: it took out older anchors too"
+            );
         }
         let batches = format!("{}..={}", r.first_batch, r.last_batch);
         if r.deep {
@@ -287,13 +348,13 @@ mod tests {
     #[test]
     fn a_reorg_noticed_again_is_counted_once() {
         let mut log = ReorgLog::default();
-        assert!(log.record(report(1, 2, true, 7)));
+        assert_eq!(log.record(report(1, 2, true, 7)), Recorded::New);
         // The same reorg again (a pass that failed before storing): not a new one.
-        assert!(!log.record(report(1, 2, true, 7)));
+        assert_eq!(log.record(report(1, 2, true, 7)), Recorded::Again);
         assert_eq!((log.seen, log.deep), (1, 1));
         // A shallow one, then another deep one.
-        assert!(log.record(report(3, 3, false, 8)));
-        assert!(log.record(report(3, 4, true, 9)));
+        assert_eq!(log.record(report(3, 3, false, 8)), Recorded::New);
+        assert_eq!(log.record(report(3, 4, true, 9)), Recorded::New);
         assert_eq!((log.seen, log.deep), (3, 2));
         let v = log.json(5);
         assert_eq!(v["seen"], 3);
@@ -309,6 +370,32 @@ mod tests {
             BlockHash::from_byte_array([9; 32]).to_string()
         );
         assert_eq!(ReorgLog::default().json(0)["last"], Value::Null);
+    }
+
+    #[test]
+    fn a_reorg_seen_going_deeper_is_one_reorg() {
+        let mut log = ReorgLog::default();
+        // Mid-way through the reorg only anchor 2's block (104) is gone; fork at 103, tip 115.
+        let mut first = report(2, 2, false, 4);
+        first.fork_height = Some(103);
+        first.depth = Some(12);
+        assert_eq!(log.record(first), Recorded::New);
+        assert_eq!((log.seen, log.deep), (1, 0));
+        // Then anchor 1's (103) goes too: fork at 102, same reorg, deeper.
+        let mut deeper = report(1, 1, true, 3);
+        deeper.fork_height = Some(102);
+        deeper.depth = Some(5);
+        assert_eq!(log.record(deeper), Recorded::Deeper);
+        assert_eq!((log.seen, log.deep), (1, 1));
+        let last = log.last.clone().unwrap();
+        assert_eq!((last.first_batch, last.last_batch), (1, 2));
+        assert_eq!(last.fork_height, Some(102));
+        assert_eq!(last.depth, Some(13), "from the tip seen first, 115");
+        assert!(last.deep);
+        assert_eq!(last.stale_block, BlockHash::from_byte_array([3; 32]));
+        // Not contiguous (anchor 2 back in a block, then 0 to 2 taken out): a new reorg.
+        assert_eq!(log.record(report(0, 2, true, 2)), Recorded::New);
+        assert_eq!((log.seen, log.deep), (2, 2));
     }
 
     #[test]
