@@ -5,16 +5,32 @@
 //!
 //! Each pass of [`Anchorer::pass`]:
 //! 1. checks Bitcoin Core runs the configured chain and has `-txindex`;
-//! 2. refreshes every anchor not yet buried `confirmations + REORG_WATCH` deep: found in a block
-//!    of the best chain -> `confirmed` (`anchored` at the required confirmations); only in the
-//!    mempool -> `unconfirmed` (an anchor that was confirmed and is no longer is counted as a
-//!    reorg); unknown to the node (never broadcast, dropped, or reorged out and evicted) -> the
-//!    stored transaction is re-broadcast, byte for byte, after `testmempoolaccept`;
-//! 3. fee-bumps (RBF) the newest anchor when it is still unconfirmed `bump_after_blocks` blocks
+//! 2. checks, at any depth, that the newest anchor in a block (the one the chain of anchors
+//!    continues from) is still in the best chain (`getblockheader` of its block: confirmations
+//!    -1 means a reorg took the block out). Each anchor spends the one before it, so while the
+//!    newest is in the best chain every older one is too. When it is not, the anchorer walks
+//!    back through the older anchors, however deep they were buried, to the newest one still in
+//!    the best chain: every anchor after it was taken out by the reorg, and is re-checked below
+//!    even if it was buried past the watch. The reorg is reported ([`reorg`]): a WARN line
+//!    naming the batches, the depth (blocks of the chain last seen that left the best chain) and
+//!    the fork height, `reorgs` in `POST /v1/anchor`, and `veil_anchor_deep_reorgs_total` when
+//!    an anchor buried past the watch was taken out;
+//! 3. refreshes, in batch order, every anchor not yet buried `confirmations + REORG_WATCH` deep
+//!    and every anchor a reorg took out: found in a block of the best chain -> `confirmed`
+//!    (`anchored` at the required confirmations); only in the mempool -> `unconfirmed` (an
+//!    anchor that was confirmed and is no longer is counted in `veil_anchor_reorgs_total`);
+//!    unknown to the node -> the stored transaction is re-broadcast, byte for byte, after
+//!    `testmempoolaccept` (status `signed` while it was never confirmed: never broadcast, or
+//!    dropped from the mempool; `reorged` when it was confirmed and a reorg took it out of the
+//!    chain and the mempool: it is re-broadcast in batch order, so each re-broadcast anchor's
+//!    input is back before it). A re-broadcast refused because the output it spends is gone
+//!    (the new chain spent it otherwise) fails the pass with [`AnchorError::InputGone`], which
+//!    says so; it is retried like any failure, but needs the operator;
+//! 4. fee-bumps (RBF) the newest anchor when it is still unconfirmed `bump_after_blocks` blocks
 //!    after its broadcast: the replacement is persisted before it is broadcast, and every
 //!    version is looked for on Bitcoin, so whichever one confirms is the one the chain
 //!    continues from;
-//! 4. anchors the next proven batch once the previous anchor is in the best chain: the new
+//! 5. anchors the next proven batch once the previous anchor is in the best chain: the new
 //!    anchor spends the previous anchor's change (batch 0: the configured genesis outpoint), is
 //!    persisted in redb as `signed` BEFORE it is broadcast, passes `testmempoolaccept`, then is
 //!    sent. A node killed between the two re-broadcasts the same transaction (same txid) on
@@ -31,28 +47,34 @@
 //! new anchor is persisted and before it is broadcast (`abort-after-bump-persist`: the same after
 //! persisting a fee bump).
 
+pub mod reorg;
+mod settings;
+
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::consensus::encode::{deserialize, serialize};
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, FeeRate, Network, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use veil_verifier::anchor::rpc::BlockchainInfo;
 use veil_verifier::anchor::{
-    build_anchor_tx, AnchorPayload, AnchorTx, AnchorTxError, BitcoinRpc, FeePolicy, KeyKind,
-    OperatorKey, OperatorKeyError, PayloadError, PrevOut, RpcAuth, RpcConfig, RpcError,
+    build_anchor_tx, AnchorPayload, AnchorTx, AnchorTxError, BitcoinRpc, OperatorKey,
+    OperatorKeyError, PayloadError, PrevOut, RpcError,
 };
 
 use crate::config::AnchorConfig;
 use crate::node::{txid_hex, Node, NodeError};
 use crate::store::{AnchorRecord, AnchorStatus, AnchorVersion};
+use reorg::ReorgLog;
+pub use settings::{load_settings, parse_network, rpc_client, AnchorSettings};
 
-/// Anchors buried this many blocks beyond the required confirmations are no longer re-checked.
+/// Anchors buried this many blocks beyond the required confirmations are no longer re-checked
+/// one by one: only the newest anchor in a block is, at any depth, and the older ones when a
+/// reorg took it out (see the module doc).
 pub const REORG_WATCH: u64 = 6;
 /// Environment variable of the crash test hook (see the module doc).
 pub const FAILPOINT_VAR: &str = "VEIL_ANCHOR_FAILPOINT";
@@ -84,6 +106,27 @@ pub enum AnchorError {
     /// The genesis outpoint cannot be spent.
     #[error("genesis outpoint {0} is unknown or already spent")]
     Genesis(OutPoint),
+    /// The output an anchor spends is missing or already spent, so Bitcoin Core refuses the
+    /// anchor: after a reorg, the new chain spent (or never had) what the anchor spends.
+    #[error(
+        "anchor of batch {batch} ({txid}) cannot be {action}: the output it spends, {input}, \
+         is missing or already spent on Bitcoin ({reason}){}",
+        reorg_note(.after_reorg)
+    )]
+    InputGone {
+        /// Batch.
+        batch: u64,
+        /// The refused transaction.
+        txid: Txid,
+        /// `broadcast` or `re-broadcast`.
+        action: &'static str,
+        /// The outpoint it spends.
+        input: OutPoint,
+        /// Bitcoin Core's reason.
+        reason: String,
+        /// The anchor was confirmed before and a reorg took it out.
+        after_reorg: bool,
+    },
     /// A stored anchor record does not decode.
     #[error("stored anchor of batch {batch}: {message}")]
     Corrupt {
@@ -94,127 +137,13 @@ pub enum AnchorError {
     },
 }
 
-/// The parsed `[anchor]` configuration.
-#[derive(Debug, Clone)]
-pub struct AnchorSettings {
-    /// Bitcoin network.
-    pub network: Network,
-    /// How anchors are signed and change is locked.
-    pub kind: KeyKind,
-    /// Fee rate source.
-    pub fee: FeePolicy,
-    /// Fee bumps stop at this rate.
-    pub max_fee_rate: FeeRate,
-    /// Bump after this many blocks unconfirmed.
-    pub bump_after_blocks: u64,
-    /// Confirmations for `anchored`.
-    pub confirmations: u64,
-    /// What batch 0's anchor spends.
-    pub genesis: OutPoint,
-    /// Poll interval.
-    pub poll: Duration,
-    /// Longest retry backoff.
-    pub retry_max: Duration,
-}
-
-/// `regtest`, `signet`, `testnet`, `testnet4`, `mainnet` (or `bitcoin`).
-pub fn parse_network(s: &str) -> Result<Network, AnchorError> {
-    match s {
-        "mainnet" | "bitcoin" | "main" => Ok(Network::Bitcoin),
-        "testnet" | "testnet3" | "test" => Ok(Network::Testnet),
-        "testnet4" => Ok(Network::Testnet4),
-        "signet" => Ok(Network::Signet),
-        "regtest" => Ok(Network::Regtest),
-        other => Err(AnchorError::Config(format!(
-            "unknown bitcoin network {other:?} (regtest, signet, testnet, testnet4 or mainnet)"
-        ))),
+fn reorg_note(after_reorg: &bool) -> &'static str {
+    if *after_reorg {
+        "; it was in the best chain and a reorg took it out, and the new chain does not have \
+         that output: anchoring cannot continue from this anchor without the operator"
+    } else {
+        ""
     }
-}
-
-fn sat_vb(v: u64, what: &str) -> Result<FeeRate, AnchorError> {
-    FeeRate::from_sat_per_vb(v)
-        .filter(|r| *r >= veil_verifier::anchor::tx::MIN_FEE_RATE)
-        .ok_or_else(|| AnchorError::Config(format!("{what} = {v} sat/vB is out of range")))
-}
-
-/// The operator key of `config` (created 0600 if missing) and the settings.
-pub fn load_settings(
-    config: &AnchorConfig,
-    data_dir: &Path,
-) -> Result<(OperatorKey, AnchorSettings), AnchorError> {
-    let network = parse_network(&config.network)?;
-    let kind = KeyKind::from_str(&config.key_kind)?;
-    let key_file = config
-        .key_file
-        .clone()
-        .unwrap_or_else(|| data_dir.join("operator.key"));
-    if let Some(dir) = key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| OperatorKeyError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-    }
-    let key = OperatorKey::load_or_generate(&key_file, network, &mut rand::rngs::OsRng)?;
-    let fee = match config.fee_rate {
-        Some(r) => FeePolicy::Fixed(sat_vb(r, "fee_rate")?),
-        None => FeePolicy::Estimate {
-            conf_target: config.fee_conf_target.max(1),
-            fallback: sat_vb(config.fallback_fee_rate, "fallback_fee_rate")?,
-        },
-    };
-    let Some(genesis) = config.genesis.as_deref() else {
-        return Err(AnchorError::Config(format!(
-            "anchor.genesis (VEIL_ANCHOR_GENESIS) is not set: send bitcoin to the operator \
-             address {} and set genesis = \"TXID:VOUT\" of that output",
-            key.address(kind, network)
-        )));
-    };
-    let genesis = OutPoint::from_str(genesis)
-        .map_err(|e| AnchorError::Config(format!("genesis {genesis:?} is not TXID:VOUT: {e}")))?;
-    if config.rpc_cookie.is_none() && config.rpc_user.is_none() {
-        return Err(AnchorError::Config(
-            "set rpc_cookie (Bitcoin Core's .cookie file) or rpc_user and rpc_password".into(),
-        ));
-    }
-    if config.confirmations == 0 {
-        return Err(AnchorError::Config(
-            "confirmations must be at least 1".into(),
-        ));
-    }
-    Ok((
-        key,
-        AnchorSettings {
-            network,
-            kind,
-            fee,
-            max_fee_rate: sat_vb(config.max_fee_rate, "max_fee_rate")?,
-            bump_after_blocks: config.bump_after_blocks.max(1),
-            confirmations: config.confirmations,
-            genesis,
-            poll: Duration::from_millis(config.poll_ms.max(10)),
-            retry_max: Duration::from_millis(config.retry_max_ms.max(10)),
-        },
-    ))
-}
-
-/// The RPC client of `config`.
-pub fn rpc_client(config: &AnchorConfig) -> Result<BitcoinRpc, AnchorError> {
-    let auth = match (&config.rpc_cookie, &config.rpc_user) {
-        (Some(cookie), _) => RpcAuth::CookieFile(cookie.clone()),
-        (None, Some(user)) => RpcAuth::UserPass {
-            user: user.clone(),
-            password: config.rpc_password.clone().unwrap_or_default(),
-        },
-        (None, None) => {
-            return Err(AnchorError::Config(
-                "no RPC credentials (rpc_cookie or rpc_user)".into(),
-            ))
-        }
-    };
-    let mut rpc = RpcConfig::new(config.rpc_url.clone(), auth);
-    rpc.retries = 2;
-    rpc.backoff = Duration::from_millis(200);
-    Ok(BitcoinRpc::new(rpc)?)
 }
 
 /// What the anchorer last saw, for `POST /v1/anchor`.
@@ -223,6 +152,7 @@ struct PassState {
     last_error: Option<String>,
     bitcoin_height: Option<u64>,
     passes: u64,
+    reorgs: ReorgLog,
 }
 
 /// The background anchorer of one node.
@@ -287,6 +217,18 @@ pub fn anchor_json(rec: &AnchorRecord) -> Value {
         "vsize": vsize,
         "versions": rec.versions.iter().map(|v| txid_hex(&v.txid)).collect::<Vec<_>>(),
     })
+}
+
+/// What a broadcast sends, for the refusal it may get.
+#[derive(Debug, Clone, Copy)]
+enum BroadcastKind {
+    /// A transaction just signed (a new anchor or a fee bump).
+    New,
+    /// A stored transaction the Bitcoin node does not know (any more).
+    Stored {
+        /// It was confirmed before: a reorg took it out.
+        after_reorg: bool,
+    },
 }
 
 /// Where an anchor's versions are on Bitcoin.
@@ -399,6 +341,10 @@ impl Anchorer {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    fn read_state<T>(&self, f: impl FnOnce(&PassState) -> T) -> T {
+        f(&self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Asks for a pass now.
     pub fn trigger(&self) {
         self.node.anchor_wanted.notify_one();
@@ -422,6 +368,7 @@ impl Anchorer {
             "bitcoin_height": state.bitcoin_height,
             "passes": state.passes,
             "last_error": state.last_error,
+            "reorgs": state.reorgs.json(m.anchor_reorgs.load(Ordering::Relaxed)),
             "anchors": records.iter().map(|r| {
                 let mut v = anchor_json(r);
                 v["batch"] = json!(r.batch);
@@ -464,22 +411,26 @@ impl Anchorer {
         let node = self.node.clone();
         let mut records = blocking(move || node.anchors_from(0)).await?;
 
-        // 2. Follow every anchor that could still move.
-        let k = self.settings.confirmations;
-        for rec in records.iter_mut() {
-            if rec.status == AnchorStatus::Anchored && rec.confirmations >= k + REORG_WATCH {
+        // 2. Is the newest anchor in a block still in the best chain? If not, which anchors did
+        // the reorg take out, at any depth?
+        let reorged = self.find_reorged(&mut records, tip).await?;
+
+        // 3. Follow every anchor that could still move, and those a reorg took out, in batch
+        // order (a re-broadcast anchor's input is re-broadcast before it).
+        for (i, rec) in records.iter_mut().enumerate() {
+            if self.buried(rec) && !reorged.contains(&i) {
                 continue;
             }
             self.refresh(rec, tip).await?;
         }
         self.update_heights(&records);
 
-        // 3. Fee-bump the newest anchor if it is stuck.
+        // 4. Fee-bump the newest anchor if it is stuck.
         if let Some(last) = records.last_mut() {
             self.maybe_bump(last, tip).await?;
         }
 
-        // 4. Anchor the next proven batch once the previous anchor is in the best chain.
+        // 5. Anchor the next proven batch once the previous anchor is in the best chain.
         let next = records.len() as u64;
         let proven = self.node.state_view().proven_height;
         let ready = match records.last() {
@@ -495,6 +446,12 @@ impl Anchorer {
             self.update_heights(&records);
         }
         Ok(())
+    }
+
+    /// Anchored and buried `confirmations + REORG_WATCH` deep: no longer refreshed every pass.
+    fn buried(&self, rec: &AnchorRecord) -> bool {
+        rec.status == AnchorStatus::Anchored
+            && rec.confirmations >= self.settings.confirmations + REORG_WATCH
     }
 
     async fn store(&self, rec: &AnchorRecord) -> Result<(), AnchorError> {
@@ -552,9 +509,17 @@ impl Anchorer {
                         "another version of an already confirmed anchor confirmed"
                     );
                 }
+                // Height and confirmations from the block's header, in one call: `tip + 1 -
+                // confirmations` would be off when a block arrives during the pass.
+                let (height, confs) = match self.rpc.get_block_header(&hash).await? {
+                    Some(h) if h.in_best_chain() => {
+                        (h.height, u64::try_from(h.confirmations).unwrap_or(confs))
+                    }
+                    _ => ((tip + 1).saturating_sub(confs), confs),
+                };
                 rec.confirmed = Some(i);
                 rec.block_hash = Some(hash.to_byte_array());
-                rec.block_height = Some((tip + 1).saturating_sub(confs));
+                rec.block_height = Some(height);
                 rec.confirmations = confs;
                 rec.status = if confs >= self.settings.confirmations {
                     AnchorStatus::Anchored
@@ -598,17 +563,31 @@ impl Anchorer {
                 }
                 let v = rec.current().clone();
                 let tx = version_tx(rec.batch, &v)?;
-                if rec.status != AnchorStatus::Signed {
-                    tracing::warn!(batch = rec.batch, txid = %tx.compute_txid(), "anchor unknown to the bitcoin node; re-broadcasting");
+                // Once confirmed, the pinned version is the one the next anchor spends: only a
+                // reorg takes it out of both the chain and the mempool.
+                let after_reorg = rec.confirmed.is_some();
+                let status = if after_reorg {
+                    AnchorStatus::Reorged
+                } else {
+                    AnchorStatus::Signed
+                };
+                if rec.status != status {
+                    tracing::warn!(
+                        batch = rec.batch,
+                        txid = %tx.compute_txid(),
+                        after_reorg,
+                        "anchor unknown to the bitcoin node; re-broadcasting"
+                    );
                 }
-                rec.status = AnchorStatus::Signed;
+                rec.status = status;
                 rec.block_hash = None;
                 rec.block_height = None;
                 rec.confirmations = 0;
                 if *rec != before {
                     self.store(rec).await?;
                 }
-                self.broadcast(rec.batch, &tx).await?;
+                self.broadcast(rec.batch, &tx, BroadcastKind::Stored { after_reorg })
+                    .await?;
                 rec.status = AnchorStatus::Unconfirmed;
                 rec.broadcast_height = Some(tip);
             }
@@ -620,20 +599,29 @@ impl Anchorer {
     }
 
     /// `testmempoolaccept`, then `sendrawtransaction`; a transaction the mempool already holds
-    /// counts as sent.
-    async fn broadcast(&self, batch: u64, tx: &Transaction) -> Result<(), AnchorError> {
+    /// counts as sent. A refusal whose cause is that the spent output is gone is
+    /// [`AnchorError::InputGone`].
+    async fn broadcast(
+        &self,
+        batch: u64,
+        tx: &Transaction,
+        kind: BroadcastKind,
+    ) -> Result<(), AnchorError> {
         let txid = tx.compute_txid();
         let known = |reason: &str| reason.contains("already");
         let accept = self.rpc.test_mempool_accept(tx).await?;
         if !accept.allowed {
             let reason = accept.reject_reason.unwrap_or_default();
             if !known(&reason) {
-                return Err(RpcError::Rejected { txid, reason }.into());
+                return Err(self.refusal(batch, tx, reason, kind).await);
             }
         } else {
             match self.rpc.send_raw_transaction(tx).await {
                 Ok(_) => {}
                 Err(RpcError::Rejected { reason, .. }) if known(&reason) => {}
+                Err(RpcError::Rejected { reason, .. }) => {
+                    return Err(self.refusal(batch, tx, reason, kind).await)
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -643,6 +631,40 @@ impl Anchorer {
             .fetch_add(1, Ordering::Relaxed);
         tracing::info!(batch, %txid, vsize = tx.vsize(), "anchor broadcast");
         Ok(())
+    }
+
+    /// Why Bitcoin Core refused `tx`: [`AnchorError::InputGone`] when the output it spends is
+    /// neither unspent in the chain nor in the mempool, else the refusal as it came.
+    async fn refusal(
+        &self,
+        batch: u64,
+        tx: &Transaction,
+        reason: String,
+        kind: BroadcastKind,
+    ) -> AnchorError {
+        let txid = tx.compute_txid();
+        let Some(input) = tx.input.first().map(|i| i.previous_output) else {
+            return RpcError::Rejected { txid, reason }.into();
+        };
+        match self.rpc.get_tx_out(&input, true).await {
+            Ok(None) => {
+                let (action, after_reorg) = match kind {
+                    BroadcastKind::New => ("broadcast", false),
+                    BroadcastKind::Stored { after_reorg } => ("re-broadcast", after_reorg),
+                };
+                AnchorError::InputGone {
+                    batch,
+                    txid,
+                    action,
+                    input,
+                    reason,
+                    after_reorg,
+                }
+            }
+            // The output is there: refused for another reason.
+            Ok(Some(_)) => RpcError::Rejected { txid, reason }.into(),
+            Err(e) => e.into(),
+        }
     }
 
     fn anchor_tx(&self, rec: &AnchorRecord, i: usize) -> Result<AnchorTx, AnchorError> {
@@ -712,7 +734,8 @@ impl Anchorer {
             .anchor_fee_bumps
             .fetch_add(1, Ordering::Relaxed);
         self.hit_failpoint("abort-after-bump-persist");
-        self.broadcast(rec.batch, &bumped.tx).await?;
+        self.broadcast(rec.batch, &bumped.tx, BroadcastKind::New)
+            .await?;
         rec.status = AnchorStatus::Unconfirmed;
         self.store(rec).await
     }
@@ -786,88 +809,10 @@ impl Anchorer {
             "anchor signed and stored"
         );
         self.hit_failpoint("abort-after-persist");
-        self.broadcast(n, &anchor.tx).await?;
+        self.broadcast(n, &anchor.tx, BroadcastKind::New).await?;
         rec.status = AnchorStatus::Unconfirmed;
         rec.broadcast_height = Some(tip);
         self.store(&rec).await?;
         Ok(rec)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_parse_and_refuse_bad_config() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = AnchorConfig {
-            rpc_user: Some("u".into()),
-            rpc_password: Some("p".into()),
-            confirmations: 2,
-            ..AnchorConfig::default()
-        };
-        // No genesis: the error names the operator address to fund.
-        match load_settings(&c, dir.path()) {
-            Err(AnchorError::Config(m)) => assert!(m.contains("bcrt1p"), "{m}"),
-            other => panic!("expected a config error, got {other:?}"),
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("operator.key"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        let txid = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b";
-        c.genesis = Some(format!("{txid}:1"));
-        let (key, s) = load_settings(&c, dir.path()).unwrap();
-        assert_eq!(s.genesis.vout, 1);
-        assert_eq!(s.confirmations, 2);
-        assert_eq!(s.network, Network::Regtest);
-        assert_eq!(s.kind, KeyKind::P2tr);
-        // Same key on reload.
-        let (again, _) = load_settings(&c, dir.path()).unwrap();
-        assert_eq!(again.public_key(), key.public_key());
-        for bad in [
-            AnchorConfig {
-                network: "moon".into(),
-                ..c.clone()
-            },
-            AnchorConfig {
-                key_kind: "p2sh".into(),
-                ..c.clone()
-            },
-            AnchorConfig {
-                genesis: Some("nope".into()),
-                ..c.clone()
-            },
-            AnchorConfig {
-                confirmations: 0,
-                ..c.clone()
-            },
-            AnchorConfig {
-                rpc_user: None,
-                ..c.clone()
-            },
-            AnchorConfig {
-                fee_rate: Some(0),
-                ..c.clone()
-            },
-        ] {
-            assert!(load_settings(&bad, dir.path()).is_err(), "{bad:?}");
-        }
-        // A mainnet node refuses a key file made for a test network.
-        let main = AnchorConfig {
-            network: "mainnet".into(),
-            ..c.clone()
-        };
-        assert!(matches!(
-            load_settings(&main, dir.path()),
-            Err(AnchorError::Key(OperatorKeyError::WrongNetwork { .. }))
-        ));
-        assert!(parse_network("signet").is_ok() && parse_network("testnet4").is_ok());
     }
 }

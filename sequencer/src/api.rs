@@ -123,7 +123,7 @@ pub fn routes(
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_ctx.clone())
-        .map(|ctx: Arc<ApiContext>| metrics_response(&ctx.node));
+        .map(|ctx: Arc<ApiContext>| metrics_response(&ctx.node, ctx.anchorer.as_deref()));
     let openapi = warp::path!("v1" / "openapi.json").and(warp::get()).map(|| {
         warp::reply::with_header(OPENAPI, "content-type", "application/json").into_response()
     });
@@ -399,7 +399,7 @@ async fn post_anchor(ctx: Arc<ApiContext>) -> Response {
     }
 }
 
-fn metrics_response(node: &Node) -> Response {
+fn metrics_response(node: &Node, anchorer: Option<&crate::anchoring::Anchorer>) -> Response {
     use std::fmt::Write;
     let v = node.state_view();
     let m = &node.metrics;
@@ -463,6 +463,12 @@ fn metrics_response(node: &Node) -> Response {
         "counter",
         "Anchors seen leaving the best chain.",
         m.anchor_reorgs.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "veil_anchor_deep_reorgs_total",
+        "counter",
+        "Reorgs that took out an anchor buried past the reorg watch (re-broadcast in order).",
+        anchorer.map_or(0, |a| a.deep_reorgs()).to_string(),
     );
     metric(
         "veil_anchor_errors_total",
@@ -586,7 +592,7 @@ pub const OPENAPI: &str = r##"{
       "Anchor": {"type": "object", "description": "Bitcoin anchor of a batch (DESIGN 11)",
         "required": ["txid", "status", "confirmations", "versions"],
         "properties": {"txid": {"type": "string", "description": "the confirmed version, else the newest"},
-          "status": {"type": "string", "enum": ["signed", "unconfirmed", "confirmed", "anchored"]},
+          "status": {"type": "string", "enum": ["signed", "unconfirmed", "confirmed", "anchored", "reorged"]},
           "confirmations": {"$ref": "#/components/schemas/U64"},
           "block_hash": {"type": "string", "nullable": true}, "block_height": {"type": "integer", "nullable": true},
           "fee_sat": {"$ref": "#/components/schemas/U64"}, "vsize": {"type": "integer", "nullable": true},
@@ -625,7 +631,7 @@ pub const OPENAPI: &str = r##"{
     "/v1/batches/{n}": {"get": {"summary": "A sealed batch: public data, public inputs, proof (hex or null), anchor (Anchor or null)",
       "parameters": [{"name": "n", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/U64"}}],
       "responses": {"200": {"description": "batch"}, "404": {"$ref": "#/components/responses/Error"}}}},
-    "/v1/anchor": {"post": {"summary": "Operator: run an anchoring pass now; reports heights, the last error and every anchor",
+    "/v1/anchor": {"post": {"summary": "Operator: run an anchoring pass now; reports heights, the last error, the reorgs seen (count, deep count, last: batches, depth, fork height) and every anchor",
       "security": [{"operator": []}],
       "responses": {"202": {"description": "pass requested; current anchoring status"},
         "401": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}},

@@ -225,16 +225,21 @@ pub enum AnchorStatus {
     Confirmed,
     /// In the best chain with at least the required confirmations.
     Anchored,
+    /// Was in the best chain; a reorg took it out, and the Bitcoin node has it neither in a
+    /// block nor in its mempool: re-broadcast it (the confirmed version, which the next anchor
+    /// spends). Last, so records stored before it existed still decode.
+    Reorged,
 }
 
 impl AnchorStatus {
-    /// `signed`, `unconfirmed`, `confirmed` or `anchored`.
+    /// `signed`, `unconfirmed`, `confirmed`, `anchored` or `reorged`.
     pub fn as_str(self) -> &'static str {
         match self {
             AnchorStatus::Signed => "signed",
             AnchorStatus::Unconfirmed => "unconfirmed",
             AnchorStatus::Confirmed => "confirmed",
             AnchorStatus::Anchored => "anchored",
+            AnchorStatus::Reorged => "reorged",
         }
     }
 }

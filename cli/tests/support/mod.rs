@@ -1,0 +1,403 @@
+//! Shared helpers of the regtest anchoring suites (`anchor_regtest.rs`, `anchor_deep_reorg.rs`):
+//! a throwaway regtest Bitcoin Core with a funded operator key ([`Chain`], on the verifier's
+//! harness `verifier/tests/support/bitcoind.rs`), the real `veil node` process with anchoring
+//! configured ([`NodeProc`], B = 2, D = 8, dev-seed keys cached under the target dir), the `veil`
+//! binary, and the check that every batch is anchored in one chain of spends.
+
+#![allow(dead_code)]
+
+#[path = "../../../verifier/tests/support/bitcoind.rs"]
+pub mod bitcoind;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bitcoin::{Address, Network, OutPoint, Txid};
+use bitcoind::{Bitcoind, RPC_PASSWORD, RPC_USER};
+use serde_json::Value;
+use veil_circuits::batch::BatchShape;
+use veil_fixtures::Scenario;
+use veil_sequencer::TransferRequest;
+use veil_verifier::anchor::{AnchorPayload, KeyKind, OperatorKey};
+use veil_wallet::client::BatchInfo;
+use veil_wallet::NodeClient;
+
+/// The node's operator token.
+pub const TOKEN: &str = "anchor-test-token";
+/// Generous: a loaded 2-core machine takes minutes to load even a B = 2 proving key.
+pub const TIMEOUT: Duration = Duration::from_secs(400);
+
+/// B = 2, D = 8.
+pub fn shape() -> BatchShape {
+    BatchShape::new(2, 8).unwrap()
+}
+
+/// Dev keys (seed 1) for B = 2, D = 8 under the target dir; returns their directory.
+pub fn keys_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        veil_prover::load_or_setup_dev_keys(tmp, shape(), 1).expect("dev keys");
+        tmp.join("dev-seed-1")
+    })
+}
+
+/// Runs the `veil` binary.
+pub fn veil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run veil")
+}
+
+/// Lossy UTF-8.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A regtest node with a funded operator key: the coinbase of block 1 (mined to the operator,
+/// matured by 100 more blocks) is the genesis outpoint.
+pub struct Chain {
+    pub rt: tokio::runtime::Runtime,
+    pub btc: Bitcoind,
+    pub tmp: tempfile::TempDir,
+    pub key: OperatorKey,
+    pub key_file: PathBuf,
+    pub genesis: OutPoint,
+    pub miner: Address,
+}
+
+impl Chain {
+    pub fn start(test: &str, kind: KeyKind) -> Option<Chain> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let btc = rt.block_on(Bitcoind::start_or_skip(test))?;
+        let tmp = tempfile::tempdir().unwrap();
+        let key = OperatorKey::from_secret_bytes(&[0x11; 32]).unwrap();
+        let key_file = tmp.path().join("operator.key");
+        key.save(&key_file, Network::Regtest).unwrap();
+        let miner = OperatorKey::from_secret_bytes(&[0x22; 32])
+            .unwrap()
+            .address(KeyKind::P2wpkh, Network::Regtest);
+        let addr = key.address(kind, Network::Regtest);
+        let hashes = rt
+            .block_on(btc.rpc.generate_to_address(101, &addr))
+            .unwrap();
+        let block = rt.block_on(btc.rpc.get_block(&hashes[0])).unwrap();
+        let genesis = OutPoint::new(block.txdata[0].compute_txid(), 0);
+        Some(Chain {
+            rt,
+            btc,
+            tmp,
+            key,
+            key_file,
+            genesis,
+            miner,
+        })
+    }
+
+    pub fn mine(&self, n: u64) {
+        self.rt
+            .block_on(self.btc.rpc.generate_to_address(n, &self.miner))
+            .unwrap();
+    }
+
+    /// Height of the best chain.
+    pub fn tip(&self) -> u64 {
+        self.rt.block_on(self.btc.rpc.get_block_count()).unwrap()
+    }
+
+    /// `invalidateblock` of the block with this hash (hex): it and every block after it leave
+    /// the best chain.
+    pub fn invalidate(&self, block_hash: &str) {
+        let hash = bitcoin::BlockHash::from_str(block_hash).unwrap();
+        self.rt
+            .block_on(self.btc.rpc.invalidate_block(&hash))
+            .unwrap();
+    }
+
+    /// Runs `veil verify-chain` against `node` and asserts it exits 0.
+    pub fn assert_chain_verifies(&self, node: &str) {
+        let out = self.verify_chain(node, Some(&self.genesis.to_string()));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+
+    pub fn mempool(&self) -> Vec<Txid> {
+        self.rt.block_on(self.btc.rpc.get_raw_mempool()).unwrap()
+    }
+
+    pub fn tx(&self, txid: &str) -> veil_verifier::anchor::rpc::RawTransaction {
+        let txid = Txid::from_str(txid).unwrap();
+        self.rt
+            .block_on(self.btc.rpc.get_raw_transaction(&txid))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{txid} unknown to bitcoind"))
+    }
+
+    /// The node's TOML config (anchoring on, polling fast).
+    pub fn config(&self, data: &Path, port: u16, extra: &str) -> PathBuf {
+        let path = data.with_extension("toml");
+        let toml = format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nbatch_size = 2\ndepth = 8\n\
+             keys_dir = {keys:?}\nmax_wait_ms = 100\noperator_token = \"{TOKEN}\"\n\n\
+             [anchor]\nrpc_url = \"{url}\"\nrpc_user = \"{RPC_USER}\"\nrpc_password = \"{RPC_PASSWORD}\"\n\
+             network = \"regtest\"\nkey_file = {key:?}\npoll_ms = 150\nretry_max_ms = 1000\n{extra}",
+            keys = keys_dir(),
+            url = self.btc.url,
+            key = self.key_file,
+        );
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
+    pub fn verify_chain(&self, node: &str, genesis: Option<&str>) -> Output {
+        let keys = keys_dir().to_str().unwrap().to_owned();
+        let mut args = vec![
+            "verify-chain",
+            "--node",
+            node,
+            "--bitcoin-rpc",
+            &self.btc.url,
+            "--rpc-user",
+            RPC_USER,
+            "--rpc-password",
+            RPC_PASSWORD,
+            "--vk",
+            &keys,
+        ];
+        if let Some(g) = genesis {
+            args.extend(["--genesis", g]);
+        }
+        veil(&args)
+    }
+}
+
+/// The `veil node` process, killed when dropped.
+pub struct NodeProc {
+    pub child: Child,
+    pub log: PathBuf,
+    pub url: String,
+    pub client: NodeClient,
+}
+
+impl NodeProc {
+    pub fn start(config: &Path, port: u16, extra_args: &[&str], env: &[(&str, &str)]) -> NodeProc {
+        let log = config.with_extension(format!("{port}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
+        cmd.arg("node")
+            .arg("--config")
+            .arg(config)
+            .args(extra_args)
+            // Not plain `info`: ark-relations would Debug-format whole constraint systems.
+            .env("RUST_LOG", "warn,veil_sequencer=info,veil_verifier=info")
+            .env_remove("VEIL_OPERATOR_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start veil node");
+        let url = format!("http://127.0.0.1:{port}");
+        let mut node = NodeProc {
+            child,
+            log,
+            client: NodeClient::new(&url).unwrap(),
+            url,
+        };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            node.assert_running();
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "node not listening:\n{}",
+                node.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        node
+    }
+
+    /// The node's log so far, without terminal colour codes.
+    pub fn log(&self) -> String {
+        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut plain = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // CSI: ESC [ parameters final-byte (a letter).
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("veil node exited with {status}:\n{}", self.log());
+        }
+    }
+
+    pub fn deposit(
+        &self,
+        sc: &mut Scenario,
+        to: &veil_circuits::SpendingKey,
+        value: u64,
+    ) -> String {
+        let t = sc.deposit(to, value);
+        let id = self
+            .client
+            .deposit(&TransferRequest::from(&t), TOKEN)
+            .unwrap()
+            .0;
+        sc.apply(std::slice::from_ref(&t)).unwrap();
+        id
+    }
+
+    pub fn batch(&self, n: u64) -> BatchInfo {
+        self.client.batch(n).unwrap()
+    }
+
+    pub fn metrics(&self) -> String {
+        reqwest::blocking::get(format!("{}/metrics", self.url))
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    pub fn post_anchor(&self) -> Value {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/v1/anchor", self.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        r.json().unwrap()
+    }
+
+    /// Polls `cond` (every 100 ms, running `step` first) until it holds.
+    pub fn wait(
+        &mut self,
+        what: &str,
+        mut step: impl FnMut(),
+        mut cond: impl FnMut(&Self) -> bool,
+    ) {
+        let start = Instant::now();
+        loop {
+            self.assert_running();
+            step();
+            if cond(self) {
+                return;
+            }
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "timed out waiting for {what}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until an anchoring pass that saw Bitcoin at height `tip` has finished (passes
+    /// run one at a time; `POST /v1/anchor` asks for one).
+    pub fn wait_for_pass_at(&mut self, tip: u64) {
+        let mut seen_at: Option<u64> = None;
+        self.wait(
+            &format!("an anchoring pass at bitcoin height {tip}"),
+            || {},
+            |n| {
+                let s = n.post_anchor();
+                let passes = s["passes"].as_u64().unwrap();
+                match seen_at {
+                    Some(p) => passes > p,
+                    None => {
+                        if s["bitcoin_height"] == tip {
+                            seen_at = Some(passes);
+                        }
+                        false
+                    }
+                }
+            },
+        );
+    }
+
+    pub fn anchored(&self, n: u64) -> bool {
+        self.client
+            .batch(n)
+            .ok()
+            .and_then(|b| b.anchor)
+            .is_some_and(|a| a.status == "anchored")
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks batches `0..n` are anchored on the chain with the right payloads, each anchor
+/// spending the previous one's change (anchor 0 the genesis outpoint). Returns the txids.
+pub fn check_anchor_chain(chain: &Chain, node: &NodeProc, n: u64) -> Vec<Txid> {
+    let mut txids = Vec::new();
+    let mut spends = chain.genesis;
+    for i in 0..n {
+        let b = node.batch(i);
+        let a = b
+            .anchor
+            .clone()
+            .unwrap_or_else(|| panic!("batch {i} has no anchor"));
+        let rt = chain.tx(&a.txid);
+        assert!(rt.confirmations >= 1, "anchor of batch {i} unconfirmed");
+        assert_eq!(
+            rt.blockhash.map(|h| h.to_string()),
+            a.block_hash,
+            "batch {i}"
+        );
+        let p = AnchorPayload::from_tx(&rt.tx).unwrap();
+        assert_eq!(p.batch_number, i);
+        assert_eq!(p.new_state_root, b.public_inputs.new_state_root);
+        let proof = hex::decode(b.proof.as_deref().unwrap()).unwrap();
+        assert!(
+            p.commits_to(&proof, &b.public_inputs.batch_hash),
+            "batch {i}"
+        );
+        assert_eq!(rt.tx.input.len(), 1);
+        assert_eq!(rt.tx.input[0].previous_output, spends, "batch {i}");
+        assert!(rt.tx.input[0].sequence.is_rbf());
+        let txid = rt.tx.compute_txid();
+        assert_eq!(txid.to_string(), a.txid);
+        spends = OutPoint::new(txid, 1);
+        txids.push(txid);
+    }
+    txids
+}
