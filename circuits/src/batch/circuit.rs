@@ -5,6 +5,11 @@
 //! no-ops), chains nullifier insertions through the slots in order (low leaves in the tree or
 //! among this batch's pending new leaves), and finally writes the batch's output commitments and
 //! new nullifier leaves as one aligned `2B`-leaf subtree per tree.
+//!
+//! The guards of the nullifier logic, the `public_in` range check and the two final public-input
+//! bindings run inside named namespaces (`ns!`: a tracing span, no constraint), so that
+//! adversarial tests can tell which constraint a malicious witness breaks
+//! (`tests/tests/nullifier_guards`).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +22,7 @@ use ark_r1cs_std::{
     fields::{fp::FpVar, FieldVar},
     groups::CurveVar,
 };
+use ark_relations::ns;
 use ark_relations::r1cs::{ConstraintSynthesizer, ConstraintSystemRef, SynthesisError};
 use serde::Serialize;
 
@@ -275,7 +281,11 @@ impl BatchCircuit {
             // Signed and chained, never opened here: verifiers hash the published ciphertexts.
             let ciphertext_hash = witness_fr(&cs, slot.ciphertext_hash)?;
             m.run(section::RANGES, || {
-                for x in [&public_in, &public_out, &fee] {
+                {
+                    let _ns = ns!(cs, "public_in_range");
+                    enforce_range_bits(&public_in, VALUE_BITS)?;
+                }
+                for x in [&public_out, &fee] {
                     enforce_range_bits(x, VALUE_BITS)?;
                 }
                 Ok(())
@@ -350,6 +360,7 @@ impl BatchCircuit {
             };
             let siblings = witness_levels(&cs, &path.path.siblings)?;
             let (old, new) = subtree_update_var(leaves, idx_bits, pair.as_ref(), &siblings)?;
+            let _ns = ns!(cs, "append_over_current_root");
             old.enforce_equal(current)?;
             Ok(new)
         };
@@ -374,14 +385,18 @@ impl BatchCircuit {
 
         m.run(section::HASHING, || {
             let n_fp = FpVar::Constant(Fr::from(n as u64));
-            poseidon_var(&[
+            let new_root = poseidon_var(&[
                 FpVar::Constant(domain(DOM_STATE)),
                 new_note_root,
                 &note_start + &n_fp,
                 new_nf_root,
                 &nf_start + &n_fp,
-            ])?
-            .enforce_equal(&new_root_pub)?;
+            ])?;
+            {
+                let _ns = ns!(cs, "new_state_root_matches");
+                new_root.enforce_equal(&new_root_pub)?;
+            }
+            let _ns = ns!(cs, "batch_hash_matches");
             chain.enforce_equal(&batch_hash_pub)
         })?;
 
@@ -410,16 +425,23 @@ fn insert_nullifier(
     };
     // Selector over earlier pending leaves: one-hot, summing to `low_pending`.
     let low_pending = Boolean::new_witness(cs.clone(), || Ok(pending_choice.is_some()))?;
-    (&low_pending & &!enabled).enforce_equal(&Boolean::FALSE)?;
+    {
+        let _ns = ns!(cs, "pending_low_leaf_in_enabled_slot");
+        (&low_pending & &!enabled).enforce_equal(&Boolean::FALSE)?;
+    }
     let sel = (0..pending.len())
         .map(|j| Boolean::new_witness(cs.clone(), || Ok(pending_choice == Some(j))))
         .collect::<Result<Vec<_>, _>>()?;
     let mut sel_sum = FpVar::zero();
     for (s, p) in sel.iter().zip(pending.iter()) {
+        let _ns = ns!(cs, "pending_low_leaf_present");
         (s & &!&p.present).enforce_equal(&Boolean::FALSE)?;
         sel_sum += FpVar::from(s.clone());
     }
-    sel_sum.enforce_equal(&FpVar::from(low_pending.clone()))?;
+    {
+        let _ns = ns!(cs, "low_leaf_selector_sum");
+        sel_sum.enforce_equal(&FpVar::from(low_pending.clone()))?;
+    }
 
     let v = witness_fr(cs, wit.low_leaf.value)?;
     let ni = witness_fr(cs, Fr::from(wit.low_leaf.next_index))?;
@@ -433,9 +455,18 @@ fn insert_nullifier(
         chosen[1] += &sf * &p.next_index;
         chosen[2] += &sf * &p.next_value;
     }
-    v.conditional_enforce_equal(&chosen[0], &low_pending)?;
-    ni.conditional_enforce_equal(&chosen[1], &low_pending)?;
-    nv.conditional_enforce_equal(&chosen[2], &low_pending)?;
+    {
+        let _ns = ns!(cs, "pending_low_leaf_value_matches");
+        v.conditional_enforce_equal(&chosen[0], &low_pending)?;
+    }
+    {
+        let _ns = ns!(cs, "pending_low_leaf_next_index_matches");
+        ni.conditional_enforce_equal(&chosen[1], &low_pending)?;
+    }
+    {
+        let _ns = ns!(cs, "pending_low_leaf_next_value_matches");
+        nv.conditional_enforce_equal(&chosen[2], &low_pending)?;
+    }
 
     // Ordering: v < x and (x < nv or nv == 0).
     let x_bits = canonical_bits(x)?;
@@ -452,7 +483,10 @@ fn insert_nullifier(
     let old_leaf = leaf_hash_var(&v, &ni, &nv)?;
     let new_leaf = leaf_hash_var(&v, new_index, x)?;
     let (old_root, updated) = roots_from_path_var(&old_leaf, &new_leaf, &index_bits, &siblings)?;
-    old_root.conditional_enforce_equal(nf_root, &tree_mode)?;
+    {
+        let _ns = ns!(cs, "tree_low_leaf_at_current_root");
+        old_root.conditional_enforce_equal(nf_root, &tree_mode)?;
+    }
     *nf_root = tree_mode.select(&updated, nf_root)?;
 
     // Pending mode: rewrite the selected pending leaf's pointer.
