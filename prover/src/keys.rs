@@ -444,8 +444,10 @@ pub fn decode_proving_key(
 }
 
 /// Decodes a `VerifyingKey<Bn254>` in arkworks' encoding (what
-/// `CanonicalSerialize::serialize_with_mode(_, compress)` writes), refusing trailing bytes, so
-/// that one key has one encoding (its file's SHA-256 is its identity, [`vk_sha256`]).
+/// `CanonicalSerialize::serialize_with_mode(_, compress)` writes), refusing trailing bytes and
+/// any other non-canonical encoding (arkworks reads any coordinate under a point's infinity
+/// flag as the identity), so that one key has one encoding: its file's SHA-256 is its identity,
+/// [`vk_sha256`].
 ///
 /// Unlike arkworks' own decoder, which reserves a vector of the stated length before reading
 /// it, the length of `gamma_abc_g1` is checked against the bytes present first: a corrupt
@@ -458,6 +460,11 @@ pub fn decode_verifying_key(
     let mut reader = bytes;
     let vk = read_verifying_key_body(&mut reader, compress, validate)?;
     if !reader.is_empty() {
+        return Err(SerializationError::InvalidData);
+    }
+    let mut again = Vec::with_capacity(bytes.len());
+    vk.serialize_with_mode(&mut again, compress)?;
+    if again != bytes {
         return Err(SerializationError::InvalidData);
     }
     Ok(vk)

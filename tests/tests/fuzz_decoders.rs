@@ -15,6 +15,7 @@ use proptest::test_runner::{Config, RngSeed, TestRunner};
 use std::path::Path;
 
 use veil_prover::keys::{self, KeyFileError, HEADER_LEN};
+use veil_prover::proof::{proof_from_bytes, ProofCodecError, ProofFile};
 use veil_tests::fuzz::{key_context, seeds, Decoders, Target};
 
 /// Cases per decoder in CI.
@@ -197,6 +198,69 @@ fn bytes_after_a_verifying_key_are_refused() {
         Err(KeyFileError::Corrupt { .. })
     ));
     Decoders::new().check(Target::VkFile, &vk);
+}
+
+/// Sets the infinity flag (bit 6 of the last byte) of the compressed point ending at `last`,
+/// keeping its x: arkworks reads that as the identity whatever x is.
+fn hide_under_infinity(bytes: &mut [u8], last: usize) {
+    bytes[last] = (bytes[last] & 0x3f) | 0x40;
+}
+
+/// Regression (found by the `proof_bytes` and `proof_file` cargo fuzz targets within seconds):
+/// a proof point whose infinity flag is set over a non-zero x decoded as the identity, so one
+/// proof had many encodings (and an anchor commits to the bytes). `proof_from_bytes` now
+/// requires each point's canonical encoding.
+#[test]
+fn an_infinity_flag_does_not_hide_a_proof_point() {
+    let text = std::fs::read_to_string(seeds::fixtures_dir().join("proof-0.json")).unwrap();
+    let file = ProofFile::from_json(&text).unwrap();
+    let bytes = hex::decode(&file.proof).unwrap();
+    assert!(proof_from_bytes(&bytes).is_ok());
+    let decoders = Decoders::new();
+    for (last, element) in [(31, "A"), (95, "B"), (127, "C")] {
+        let mut bad = bytes.clone();
+        hide_under_infinity(&mut bad, last);
+        match proof_from_bytes(&bad) {
+            Err(ProofCodecError::InvalidPoint { element: e, .. }) => assert_eq!(e, element),
+            other => panic!("{element} under the infinity flag: {other:?}"),
+        }
+        let mut bad_file = file.clone();
+        bad_file.proof = hex::encode(&bad);
+        assert!(bad_file.proof().is_err());
+        decoders.check(Target::ProofBytes, &bad);
+        decoders.check(Target::ProofFile, bad_file.to_json().as_bytes());
+    }
+}
+
+/// Regression (found by the `vk_file` cargo fuzz target within seconds): the same for the points
+/// of a verifying key, whose file's SHA-256 is its identity. They are refused as `Corrupt`.
+#[test]
+fn an_infinity_flag_does_not_hide_a_verifying_key_point() {
+    let ctx = key_context();
+    let path = Path::new("infinity.bin");
+    let vk = std::fs::read(seeds::fixtures_dir().join("vk-B2-D8.bin")).unwrap();
+    let decoders = Decoders::new();
+    // alpha_g1, beta_g2 (its c1's last byte carries the flags), gamma_abc_g1[0].
+    for last in [
+        HEADER_LEN + 31,
+        HEADER_LEN + 32 + 63,
+        vk_count_offset(32, 64) + 8 + 31,
+    ] {
+        let mut bad = vk.clone();
+        hide_under_infinity(&mut bad, last);
+        assert!(
+            matches!(
+                keys::load_verifying_key_bytes(path, &bad, ctx.vk_shape),
+                Err(KeyFileError::Corrupt { .. })
+            ),
+            "byte {last}"
+        );
+        assert!(matches!(
+            keys::verifying_key_from_bytes(path, &bad, ctx.vk_shape, &ctx.vk_hash),
+            Err(KeyFileError::Corrupt { .. })
+        ));
+        decoders.check(Target::VkFile, &bad);
+    }
 }
 
 /// Writes the seeds as `cargo fuzz` corpora (`make fuzz` runs this first):
