@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load fixtures bitcoind clean
+.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load fixtures bitcoind fuzz clean
 
 all: build
 
@@ -60,6 +60,25 @@ bench-load:
 MSM_ARGS ?=
 bench-msm:
 	$(CARGO) run --release -p veil-bench -- msm $(MSM_ARGS)
+
+# libFuzzer on every decoder a stranger can reach (fuzz/, needs `cargo install cargo-fuzz`),
+# FUZZ_SECONDS per target, one target after another: writes the seed corpora (fuzz/corpus, made
+# by the code and fixtures/data), then runs each target and prints libFuzzer's final stats (inputs
+# executed); a crash stops it with the input in fuzz/artifacts/<target>/. RUSTC_BOOTSTRAP=1 lets
+# stable rustc take cargo-fuzz's -Z flags. `FUZZ_SANITIZER=none` if ASan is unavailable.
+# CI runs the bounded proptest layer instead (tests/tests/fuzz_decoders.rs, in `make test`).
+FUZZ_SECONDS ?= 60
+FUZZ_SANITIZER ?= address
+FUZZ_MAX_LEN ?= 1048576
+FUZZ_TARGETS ?= transfer_json deposit_json api_request field_hex batch_file proof_file \
+	proof_bytes vk_file pk_file anchor_payload anchor_tx
+fuzz:
+	$(CARGO) test -p veil-tests --test fuzz_decoders -- --ignored write_cargo_fuzz_corpus
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		echo "== $$t ($(FUZZ_SECONDS) s)"; \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer $(FUZZ_SANITIZER) $$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -print_final_stats=1 || exit 1; \
+	done
 
 # Regenerates fixtures/data deliberately (dev-seed keys, seeded proofs: byte-for-byte reproducible).
 # Commit the result only when the circuit or a file format changed on purpose.

@@ -154,7 +154,8 @@ pub struct KeyHeader {
 }
 
 impl KeyHeader {
-    fn to_bytes(self) -> [u8; HEADER_LEN] {
+    /// The header's [`HEADER_LEN`]-byte encoding.
+    pub fn to_bytes(self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         out[..8].copy_from_slice(KEY_MAGIC);
         out[8..10].copy_from_slice(&self.version.to_be_bytes());
@@ -165,7 +166,9 @@ impl KeyHeader {
         out
     }
 
-    fn parse(path: &Path, b: &[u8]) -> Result<Self, KeyFileError> {
+    /// Parses the header at the start of `b` (a whole key file or its first [`HEADER_LEN`]
+    /// bytes); `path` only names the source in errors.
+    pub fn parse(path: &Path, b: &[u8]) -> Result<Self, KeyFileError> {
         if b.len() < HEADER_LEN || &b[..8] != KEY_MAGIC {
             return Err(KeyFileError::NotAKeyFile(path.to_path_buf()));
         }
@@ -353,16 +356,16 @@ pub fn read_header(path: &Path) -> Result<KeyHeader, KeyFileError> {
     KeyHeader::parse(path, &buf)
 }
 
-/// Reads the key file at `path`, checks its header (kind, shape, circuit) and returns the key
-/// bytes after the header.
-fn read_checked_bytes(
+/// Checks the header of the key file `bytes` (kind, shape, circuit) and returns the key bytes
+/// after it; `path` only names the source in errors.
+fn checked_body<'a>(
     path: &Path,
+    bytes: &'a [u8],
     kind: KeyKind,
     shape: BatchShape,
     expected_hash: &[u8; 32],
-) -> Result<Vec<u8>, KeyFileError> {
-    let mut bytes = fs::read(path).map_err(io_err(path))?;
-    let header = KeyHeader::parse(path, &bytes)?;
+) -> Result<&'a [u8], KeyFileError> {
+    let header = KeyHeader::parse(path, bytes)?;
     check_header(path, &header, kind, shape)?;
     if &header.shape_hash != expected_hash {
         return Err(KeyFileError::WrongCircuit {
@@ -371,8 +374,7 @@ fn read_checked_bytes(
             expected: hex::encode(expected_hash),
         });
     }
-    bytes.drain(..HEADER_LEN);
-    Ok(bytes)
+    Ok(&bytes[HEADER_LEN..])
 }
 
 fn corrupt(path: &Path) -> impl FnOnce(SerializationError) -> KeyFileError + '_ {
@@ -393,8 +395,19 @@ pub fn read_proving_key(
     shape: BatchShape,
     expected_hash: &[u8; 32],
 ) -> Result<ProvingKey<Bn254>, KeyFileError> {
-    let bytes = read_checked_bytes(path, KeyKind::Proving, shape, expected_hash)?;
-    decode_proving_key(&bytes, KeyKind::Proving.compression()).map_err(corrupt(path))
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    proving_key_from_bytes(path, &bytes, shape, expected_hash)
+}
+
+/// [`read_proving_key`] on the bytes of a key file; `path` only names the source in errors.
+pub fn proving_key_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    shape: BatchShape,
+    expected_hash: &[u8; 32],
+) -> Result<ProvingKey<Bn254>, KeyFileError> {
+    let body = checked_body(path, bytes, KeyKind::Proving, shape, expected_hash)?;
+    decode_proving_key(body, KeyKind::Proving.compression()).map_err(corrupt(path))
 }
 
 /// Decodes a `ProvingKey<Bn254>` in arkworks' encoding (exactly the bytes
@@ -407,14 +420,14 @@ pub fn decode_proving_key(
 ) -> Result<ProvingKey<Bn254>, SerializationError> {
     let mut reader = bytes;
     let r = &mut reader;
-    let vk = VerifyingKey::<Bn254>::deserialize_with_mode(&mut *r, compress, Validate::No)?;
+    let vk = read_verifying_key_body(r, compress, Validate::No)?;
     let beta_g1 = G1Affine::deserialize_with_mode(&mut *r, compress, Validate::No)?;
     let delta_g1 = G1Affine::deserialize_with_mode(&mut *r, compress, Validate::No)?;
-    let a_query = decode_points::<G1Affine>(r, compress)?;
-    let b_g1_query = decode_points::<G1Affine>(r, compress)?;
-    let b_g2_query = decode_points::<G2Affine>(r, compress)?;
-    let h_query = decode_points::<G1Affine>(r, compress)?;
-    let l_query = decode_points::<G1Affine>(r, compress)?;
+    let a_query = decode_points::<G1Affine>(r, compress, Validate::No)?;
+    let b_g1_query = decode_points::<G1Affine>(r, compress, Validate::No)?;
+    let b_g2_query = decode_points::<G2Affine>(r, compress, Validate::No)?;
+    let h_query = decode_points::<G1Affine>(r, compress, Validate::No)?;
+    let l_query = decode_points::<G1Affine>(r, compress, Validate::No)?;
     if !reader.is_empty() {
         return Err(SerializationError::InvalidData);
     }
@@ -430,10 +443,54 @@ pub fn decode_proving_key(
     })
 }
 
-/// A `Vec<G>` as arkworks writes it (u64 length, then fixed-size points), decoded in parallel.
+/// Decodes a `VerifyingKey<Bn254>` in arkworks' encoding (what
+/// `CanonicalSerialize::serialize_with_mode(_, compress)` writes), refusing trailing bytes and
+/// any other non-canonical encoding (arkworks reads any coordinate under a point's infinity
+/// flag as the identity), so that one key has one encoding: its file's SHA-256 is its identity,
+/// [`vk_sha256`].
+///
+/// Unlike arkworks' own decoder, which reserves a vector of the stated length before reading
+/// it, the length of `gamma_abc_g1` is checked against the bytes present first: a corrupt
+/// length panicked with a capacity overflow, or aborted the process on allocation failure.
+pub fn decode_verifying_key(
+    bytes: &[u8],
+    compress: Compress,
+    validate: Validate,
+) -> Result<VerifyingKey<Bn254>, SerializationError> {
+    let mut reader = bytes;
+    let vk = read_verifying_key_body(&mut reader, compress, validate)?;
+    if !reader.is_empty() {
+        return Err(SerializationError::InvalidData);
+    }
+    let mut again = Vec::with_capacity(bytes.len());
+    vk.serialize_with_mode(&mut again, compress)?;
+    if again != bytes {
+        return Err(SerializationError::InvalidData);
+    }
+    Ok(vk)
+}
+
+/// Reads a verifying key's fields in arkworks' order, advancing `r` past them.
+fn read_verifying_key_body(
+    r: &mut &[u8],
+    compress: Compress,
+    validate: Validate,
+) -> Result<VerifyingKey<Bn254>, SerializationError> {
+    Ok(VerifyingKey {
+        alpha_g1: G1Affine::deserialize_with_mode(&mut *r, compress, validate)?,
+        beta_g2: G2Affine::deserialize_with_mode(&mut *r, compress, validate)?,
+        gamma_g2: G2Affine::deserialize_with_mode(&mut *r, compress, validate)?,
+        delta_g2: G2Affine::deserialize_with_mode(&mut *r, compress, validate)?,
+        gamma_abc_g1: decode_points::<G1Affine>(r, compress, validate)?,
+    })
+}
+
+/// A `Vec<G>` as arkworks writes it (u64 length, then fixed-size points), decoded in parallel;
+/// the length is checked against the bytes left before anything is allocated.
 fn decode_points<G: AffineRepr>(
     reader: &mut &[u8],
     compress: Compress,
+    validate: Validate,
 ) -> Result<Vec<G>, SerializationError> {
     let len = u64::deserialize_compressed(&mut *reader)?;
     let size = G::generator().serialized_size(compress);
@@ -445,7 +502,7 @@ fn decode_points<G: AffineRepr>(
     let (body, rest) = reader.split_at(total);
     let points = body
         .par_chunks_exact(size)
-        .map(|mut chunk| G::deserialize_with_mode(&mut chunk, compress, Validate::No))
+        .map(|mut chunk| G::deserialize_with_mode(&mut chunk, compress, validate))
         .collect::<Result<Vec<G>, _>>()?;
     *reader = rest;
     Ok(points)
@@ -457,10 +514,20 @@ pub fn read_verifying_key(
     shape: BatchShape,
     expected_hash: &[u8; 32],
 ) -> Result<VerifyingKey<Bn254>, KeyFileError> {
-    let bytes = read_checked_bytes(path, KeyKind::Verifying, shape, expected_hash)?;
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    verifying_key_from_bytes(path, &bytes, shape, expected_hash)
+}
+
+/// [`read_verifying_key`] on the bytes of a key file; `path` only names the source in errors.
+pub fn verifying_key_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    shape: BatchShape,
+    expected_hash: &[u8; 32],
+) -> Result<VerifyingKey<Bn254>, KeyFileError> {
+    let body = checked_body(path, bytes, KeyKind::Verifying, shape, expected_hash)?;
     // Verifying-key points are fully checked (on the curve, in the prime-order subgroup).
-    VerifyingKey::<Bn254>::deserialize_with_mode(&bytes[..], Compress::Yes, Validate::Yes)
-        .map_err(corrupt(path))
+    decode_verifying_key(body, Compress::Yes, Validate::Yes).map_err(corrupt(path))
 }
 
 /// A verifying key loaded for verification, with its header and identity.
@@ -482,18 +549,23 @@ pub fn load_verifying_key(
     shape: BatchShape,
 ) -> Result<LoadedVerifyingKey, KeyFileError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
-    let header = KeyHeader::parse(path, &bytes)?;
+    load_verifying_key_bytes(path, &bytes, shape)
+}
+
+/// [`load_verifying_key`] on the bytes of a key file; `path` only names the source in errors.
+pub fn load_verifying_key_bytes(
+    path: &Path,
+    bytes: &[u8],
+    shape: BatchShape,
+) -> Result<LoadedVerifyingKey, KeyFileError> {
+    let header = KeyHeader::parse(path, bytes)?;
     check_header(path, &header, KeyKind::Verifying, shape)?;
-    let vk = VerifyingKey::<Bn254>::deserialize_compressed(&bytes[HEADER_LEN..]).map_err(|e| {
-        KeyFileError::Corrupt {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        }
-    })?;
+    let vk = decode_verifying_key(&bytes[HEADER_LEN..], Compress::Yes, Validate::Yes)
+        .map_err(corrupt(path))?;
     Ok(LoadedVerifyingKey {
         vk,
         header,
-        sha256: vk_sha256(&bytes),
+        sha256: vk_sha256(bytes),
     })
 }
 

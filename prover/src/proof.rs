@@ -47,31 +47,36 @@ pub fn proof_to_bytes(proof: &Proof<Bn254>) -> [u8; PROOF_BYTES] {
         .expect("a compressed BN254 proof is 128 bytes")
 }
 
-/// Decodes [`proof_to_bytes`], checking each point is on its curve and in its prime-order
-/// subgroup.
+/// Decodes [`proof_to_bytes`], checking each point is on its curve, in its prime-order
+/// subgroup, and canonically encoded (one proof, one encoding: the anchor commits to the bytes).
 pub fn proof_from_bytes(bytes: &[u8]) -> Result<Proof<Bn254>, ProofCodecError> {
     if bytes.len() != PROOF_BYTES {
         return Err(ProofCodecError::Length { found: bytes.len() });
     }
-    let a = G1Affine::deserialize_compressed(&bytes[..32]).map_err(|_| {
-        ProofCodecError::InvalidPoint {
-            element: "A",
-            group: "G1",
-        }
-    })?;
-    let b = G2Affine::deserialize_compressed(&bytes[32..96]).map_err(|_| {
-        ProofCodecError::InvalidPoint {
-            element: "B",
-            group: "G2",
-        }
-    })?;
-    let c = G1Affine::deserialize_compressed(&bytes[96..]).map_err(|_| {
-        ProofCodecError::InvalidPoint {
-            element: "C",
-            group: "G1",
-        }
-    })?;
-    Ok(Proof { a, b, c })
+    Ok(Proof {
+        a: decode_point::<G1Affine>(&bytes[..32], "A", "G1")?,
+        b: decode_point::<G2Affine>(&bytes[32..96], "B", "G2")?,
+        c: decode_point::<G1Affine>(&bytes[96..], "C", "G1")?,
+    })
+}
+
+/// One compressed point. arkworks reads any x under the infinity flag as the identity, so the
+/// point must also re-encode to exactly `bytes`.
+fn decode_point<G: CanonicalDeserialize + CanonicalSerialize>(
+    bytes: &[u8],
+    element: &'static str,
+    group: &'static str,
+) -> Result<G, ProofCodecError> {
+    let invalid = || ProofCodecError::InvalidPoint { element, group };
+    let point = G::deserialize_compressed(bytes).map_err(|_| invalid())?;
+    let mut again = Vec::with_capacity(bytes.len());
+    point
+        .serialize_compressed(&mut again)
+        .expect("serialising into a Vec cannot fail");
+    if again != bytes {
+        return Err(invalid());
+    }
+    Ok(point)
 }
 
 /// 256 lowercase hex digits, no prefix.
