@@ -455,6 +455,21 @@ async fn keep_alive_serves_many_requests_and_checks_every_head() {
     assert_error("deposit without token", &r, 401, "unauthorized");
     let r = c.request(&get_request("/healthz")).await;
     assert_eq!(r.status, 200);
+    // Also when the body comes only after the answer.
+    let r = c
+        .request(b"POST /v1/deposits HTTP/1.1\r\nContent-Length: 4\r\n\r\n")
+        .await;
+    assert_error(
+        "deposit without token, body not sent yet",
+        &r,
+        401,
+        "unauthorized",
+    );
+    assert_eq!(r.header("connection"), None);
+    let mut late_body = b"{\"a\"".to_vec();
+    late_body.extend_from_slice(&get_request("/healthz"));
+    let r = c.request(&late_body).await;
+    assert_eq!(r.status, 200);
     // Two pipelined requests in one write, and one head split over two writes.
     let mut two = get_request("/healthz");
     two.extend_from_slice(&get_request("/v1/notes?limit=1001"));
