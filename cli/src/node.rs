@@ -3,7 +3,8 @@
 //! variables, then flags. With `--dev-keys` a missing proving key is generated with an insecure
 //! dev seed (what `make run` does for newcomers). `--bitcoin-rpc` (or an `[anchor]` table, or
 //! `VEIL_BITCOIN_RPC_URL`) turns on Bitcoin anchoring; the other `--anchor-*`/`--rpc-*` flags
-//! override that table's keys.
+//! override that table's keys. The `--http-*` flags override the `[http]` table (timeouts and
+//! limits of the HTTP edge).
 
 use std::path::PathBuf;
 
@@ -75,6 +76,35 @@ pub struct Args {
     /// TXID:VOUT that batch 0's anchor spends (`anchor.genesis`).
     #[arg(long)]
     anchor_genesis: Option<String>,
+    /// Time for a request head to arrive, ms; idle keep-alive connections close after as long
+    /// (`http.header_timeout_ms`, default 10000).
+    #[arg(long, value_name = "MS")]
+    http_header_timeout_ms: Option<u64>,
+    /// Time for a request body to arrive, ms (`http.body_timeout_ms`, default 30000).
+    #[arg(long, value_name = "MS")]
+    http_body_timeout_ms: Option<u64>,
+    /// Connections served at once; more are answered 503 (`http.max_connections`, default 256).
+    #[arg(long, value_name = "N")]
+    http_max_connections: Option<usize>,
+    /// Largest request head in bytes, 1024..=65536 (`http.max_head_bytes`, default 16384).
+    #[arg(long, value_name = "BYTES")]
+    http_max_head_bytes: Option<usize>,
+}
+
+fn apply_http_flags(config: &mut Config, args: &Args) {
+    let h = &mut config.http;
+    if let Some(v) = args.http_header_timeout_ms {
+        h.header_timeout_ms = v;
+    }
+    if let Some(v) = args.http_body_timeout_ms {
+        h.body_timeout_ms = v;
+    }
+    if let Some(v) = args.http_max_connections {
+        h.max_connections = v;
+    }
+    if let Some(v) = args.http_max_head_bytes {
+        h.max_head_bytes = v;
+    }
 }
 
 fn apply_anchor_flags(config: &mut Config, args: &Args) -> Result<()> {
@@ -136,6 +166,7 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
         .apply_env(|k| std::env::var(k).ok())
         .context("environment overrides")?;
     apply_anchor_flags(&mut config, &args)?;
+    apply_http_flags(&mut config, &args);
     if let Some(v) = args.listen {
         config.listen = v;
     }
@@ -157,6 +188,7 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
     if args.no_prove {
         config.prove = false;
     }
+    config.validate().context("invalid configuration")?;
     let shape = util::shape(config.batch_size, config.depth)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

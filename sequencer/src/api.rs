@@ -1,7 +1,9 @@
 //! The HTTP API (DESIGN §9) on warp: transfer submission and status, state, notes and their
 //! paths, nullifiers, batches with their Bitcoin anchors, operator deposits and anchoring
 //! passes, health, Prometheus metrics and the OpenAPI document. Every error, warp's own rejections included, is
-//! `{"error": {"code": "snake_case", "message": "..."}}`. Handlers never wait on proving.
+//! `{"error": {"code": "snake_case", "message": "..."}}`; a `405` names the route's methods in
+//! `Allow`. Handlers never wait on proving. What hyper would refuse before routing (malformed
+//! heads, timeouts, the connection cap) is refused earlier still, by [`crate::http_edge`].
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -11,16 +13,17 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use warp::http::StatusCode;
+use warp::http::header::{HeaderValue, ALLOW};
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
+use warp::{Buf, Filter, Rejection, Reply, Stream};
 
 use veil_circuits::field;
 use veil_circuits::Transfer;
 
 use crate::anchoring::anchor_json;
 use crate::node::{Node, Status, SubmitError};
-use crate::wire::{parse_field, TransferRequest};
+use crate::wire::{first_duplicate_key, parse_field, TransferRequest};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -74,17 +77,16 @@ pub fn routes(
         let ctx = ctx.clone();
         warp::any().map(move || ctx.clone())
     };
-    let body = warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes());
 
     let post_transfer = warp::path!("v1" / "transfers")
         .and(warp::post())
-        .and(body)
+        .and(body_bytes())
         .and(with_ctx.clone())
         .then(|body: Bytes, ctx: Arc<ApiContext>| submit(ctx, body, false));
     let post_deposit = warp::path!("v1" / "deposits")
         .and(warp::post())
         .and(operator_auth(ctx.clone()))
-        .and(body)
+        .and(body_bytes())
         .and(with_ctx.clone())
         .then(|body: Bytes, ctx: Arc<ApiContext>| submit(ctx, body, true));
     let get_transfer = warp::path!("v1" / "transfers" / String)
@@ -151,7 +153,102 @@ pub fn routes(
         .unify()
         .or(openapi)
         .unify()
+        .or(wrong_methods())
+        .unify()
         .recover(recover)
+        .unify()
+}
+
+/// The request body, at most [`MAX_BODY_BYTES`] (by `Content-Length`). A body that cannot be
+/// read in full (the client left) is `400 incomplete_body`, not warp's unhandled read error.
+fn body_bytes() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone + Send + Sync {
+    warp::body::content_length_limit(MAX_BODY_BYTES)
+        .and(warp::body::stream())
+        .and_then(collect_body)
+}
+
+async fn collect_body<S, B>(stream: S) -> Result<Bytes, Rejection>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf + Send,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut body = Vec::new();
+    while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        let Ok(mut chunk) = chunk else {
+            return Err(warp::reject::custom(ApiReject {
+                status: StatusCode::BAD_REQUEST,
+                code: "incomplete_body",
+                message: "the request body could not be read in full".to_owned(),
+            }));
+        };
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            body.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(Bytes::from(body))
+}
+
+/// `405` with `Allow` for a known route asked with another method; rejects (as not found, so
+/// that any other rejection wins) when the method is allowed.
+fn wrong_method(
+    allow: &'static str,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static {
+    warp::method().and_then(move |method: Method| async move {
+        if allow.split(", ").any(|m| m == method.as_str()) {
+            return Err(warp::reject::not_found());
+        }
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on this route (allowed: {allow})"),
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(allow));
+        Ok(response)
+    })
+}
+
+/// Every route's path with [`wrong_method`]: tried after the routes themselves.
+fn wrong_methods(
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static {
+    let post = || wrong_method("POST");
+    let get = || wrong_method("GET");
+    warp::path!("v1" / "transfers")
+        .and(post())
+        .or(warp::path!("v1" / "deposits").and(post()))
+        .unify()
+        .or(warp::path!("v1" / "anchor").and(post()))
+        .unify()
+        .or(warp::path!("v1" / "transfers" / String)
+            .and(get())
+            .map(|_: String, r: Response| r))
+        .unify()
+        .or(warp::path!("v1" / "state").and(get()))
+        .unify()
+        .or(warp::path!("v1" / "notes").and(get()))
+        .unify()
+        .or(warp::path!("v1" / "notes" / u64 / "path")
+            .and(get())
+            .map(|_: u64, r: Response| r))
+        .unify()
+        .or(warp::path!("v1" / "nullifiers" / String)
+            .and(get())
+            .map(|_: String, r: Response| r))
+        .unify()
+        .or(warp::path!("v1" / "batches" / u64)
+            .and(get())
+            .map(|_: u64, r: Response| r))
+        .unify()
+        .or(warp::path!("v1" / "openapi.json").and(get()))
+        .unify()
+        .or(warp::path!("healthz").and(get()))
+        .unify()
+        .or(warp::path!("metrics").and(get()))
         .unify()
 }
 
@@ -208,6 +305,10 @@ async fn submit(ctx: Arc<ApiContext>, body: Bytes, operator: bool) -> Response {
         Ok(v) => v,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad_json", e.to_string()),
     };
+    // serde_json keeps the last of repeated keys; other parsers keep the first. Refuse both.
+    if let Some(d) = first_duplicate_key(&body) {
+        return refuse(StatusCode::BAD_REQUEST, "duplicate_key", d.to_string());
+    }
     let req: TransferRequest = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()),
@@ -292,12 +393,22 @@ async fn get_state(ctx: Arc<ApiContext>) -> Response {
 #[serde(deny_unknown_fields)]
 struct NotesQuery {
     from: Option<u64>,
-    limit: Option<usize>,
+    limit: Option<u64>,
 }
 
 async fn get_notes(q: NotesQuery, ctx: Arc<ApiContext>) -> Response {
     let from = q.from.unwrap_or(0);
-    let limit = q.limit.unwrap_or(100).min(MAX_NOTES_LIMIT);
+    let limit = match q.limit {
+        None => 100,
+        Some(l) if l <= MAX_NOTES_LIMIT as u64 => l as usize,
+        Some(l) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "limit_out_of_range",
+                format!("limit {l} is above the largest page, {MAX_NOTES_LIMIT}"),
+            )
+        }
+    };
     let node = ctx.node.clone();
     match tokio::task::spawn_blocking(move || node.notes(from, limit)).await {
         Ok(Ok(notes)) => {
@@ -551,7 +662,8 @@ async fn recover(err: Rejection) -> Result<Response, Infallible> {
 /// The OpenAPI 3 document served at `GET /v1/openapi.json`.
 pub const OPENAPI: &str = r##"{
   "openapi": "3.0.3",
-  "info": {"title": "Veil sequencer API", "version": "1"},
+  "info": {"title": "Veil sequencer API", "version": "1",
+    "description": "Every error is {\"error\": {\"code\", \"message\"}}, the HTTP layer's own refusals included. Request heads are read within the header timeout ([http] header_timeout_ms, default 10000; 408 header_timeout) and at most max_head_bytes long (default 16384; 414 uri_too_long, 431 headers_too_large, 431 too_many_headers past 64 headers); a malformed head is 400 (malformed_request, bad_header, bad_uri, unsupported_http_version). Bodies are framed by one Content-Length (400 bad_content_length, 400 bad_transfer_encoding, 411 length_required for chunked), at most 65536 bytes (413 body_too_large), and must arrive within the body timeout (body_timeout_ms, default 30000; 408 body_timeout; a body cut short is 400 incomplete_body). JSON bodies must not repeat an object key (400 duplicate_key). Past max_connections open connections (default 256) a new one is answered 503 too_many_connections and closed. A 405 lists the route's methods in Allow. Keep-alive connections are served; an idle one is closed after the header timeout."},
   "components": {
     "securitySchemes": {"operator": {"type": "http", "scheme": "bearer"}},
     "schemas": {
@@ -598,7 +710,10 @@ pub const OPENAPI: &str = r##"{
           "fee_sat": {"$ref": "#/components/schemas/U64"}, "vsize": {"type": "integer", "nullable": true},
           "versions": {"type": "array", "items": {"type": "string"}, "description": "every signed version (RBF bumps), oldest first"}}}
     },
-    "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
+    "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "MethodNotAllowed": {"description": "method_not_allowed",
+        "headers": {"Allow": {"description": "the route's methods", "schema": {"type": "string"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
   },
   "paths": {
     "/v1/transfers": {"post": {"summary": "Submit a transfer", "requestBody": {"required": true,
@@ -619,7 +734,8 @@ pub const OPENAPI: &str = r##"{
       "responses": {"200": {"description": "state"}}}},
     "/v1/notes": {"get": {"summary": "Published notes for wallet scanning",
       "parameters": [{"name": "from", "in": "query", "schema": {"$ref": "#/components/schemas/U64"}},
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000}}],
+        {"name": "limit", "in": "query", "description": "page size, default 100, at most 1000 (above: 400 limit_out_of_range)",
+          "schema": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100}}],
       "responses": {"200": {"description": "notes"}, "400": {"$ref": "#/components/responses/Error"}}}},
     "/v1/notes/{pos}/path": {"get": {"summary": "Merkle path of a note position at the current root",
       "parameters": [{"name": "pos", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/U64"}}],

@@ -2,6 +2,15 @@
 //! overrides (`VEIL_LISTEN`, `VEIL_DATA_DIR`, `VEIL_BATCH_SIZE`, `VEIL_DEPTH`, `VEIL_KEYS_DIR`,
 //! `VEIL_MAX_WAIT_MS`, `VEIL_OPERATOR_TOKEN`, `VEIL_NETWORK`, `VEIL_PROVE`).
 //!
+//! The operator token, when set, must be at least [`MIN_OPERATOR_TOKEN_BYTES`] bytes: an empty or
+//! short `operator_token` (TOML) or `VEIL_OPERATOR_TOKEN` (environment) is refused rather than
+//! read as "off" or accepted as guessable. Leave it unset to disable the operator endpoints.
+//!
+//! The `[http]` table (see [`HttpConfig`]) bounds what clients can hold on the HTTP edge: header
+//! and body read timeouts, concurrent connections and the request-head size. Its overrides are
+//! `VEIL_HTTP_HEADER_TIMEOUT_MS`, `VEIL_HTTP_BODY_TIMEOUT_MS`, `VEIL_HTTP_MAX_CONNECTIONS` and
+//! `VEIL_HTTP_MAX_HEAD_BYTES`.
+//!
 //! Bitcoin anchoring (DESIGN §11) is off unless configured: an `[anchor]` table in the TOML
 //! file (see [`AnchorConfig`]), or `VEIL_BITCOIN_RPC_URL` in the environment, which turns it on
 //! with defaults for every other key. Its overrides are `VEIL_BITCOIN_RPC_URL`,
@@ -46,7 +55,18 @@ pub enum ConfigError {
     /// Batch size and depth do not form a valid shape.
     #[error("invalid shape: {0}")]
     Shape(String),
+    /// A value outside what the node accepts (`key` is the TOML key or environment variable).
+    #[error("{key}: {message}")]
+    Invalid {
+        /// TOML key or environment variable.
+        key: &'static str,
+        /// Problem.
+        message: String,
+    },
 }
+
+/// Shortest accepted operator token, in bytes.
+pub const MIN_OPERATOR_TOKEN_BYTES: usize = 16;
 
 /// The sequencer's configuration.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +92,74 @@ pub struct Config {
     pub prove: bool,
     /// Bitcoin anchoring; `None` (the default) disables it.
     pub anchor: Option<AnchorConfig>,
+    /// Limits of the HTTP edge (the `[http]` table).
+    pub http: HttpConfig,
+}
+
+/// The `[http]` table: how long and how many clients may hold the node's sockets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A request head (request line and headers) must arrive in full within this many
+    /// milliseconds of the connection opening or of the previous response; an idle keep-alive
+    /// connection is closed after as long.
+    pub header_timeout_ms: u64,
+    /// A request body must arrive in full within this many milliseconds of its head (and a
+    /// response must be taken by the client within as long).
+    pub body_timeout_ms: u64,
+    /// Concurrent connections; one more is answered `503 too_many_connections` and closed.
+    pub max_connections: usize,
+    /// Largest request head in bytes (`1024..=65536`); a longer request line is refused with
+    /// `414`, longer headers with `431`.
+    pub max_head_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 256,
+            max_head_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Smallest and largest `max_head_bytes`.
+    pub const HEAD_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=65536;
+
+    /// `header_timeout_ms` as a duration.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// `body_timeout_ms` as a duration.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.header_timeout_ms == 0 {
+            return invalid("http.header_timeout_ms", "must be at least 1");
+        }
+        if self.body_timeout_ms == 0 {
+            return invalid("http.body_timeout_ms", "must be at least 1");
+        }
+        if self.max_connections == 0 || self.max_connections > 1 << 20 {
+            return invalid("http.max_connections", "must be in 1..=1048576");
+        }
+        if !Self::HEAD_BYTES_RANGE.contains(&self.max_head_bytes) {
+            return invalid("http.max_head_bytes", "must be in 1024..=65536");
+        }
+        Ok(())
+    }
 }
 
 /// The `[anchor]` table: where Bitcoin Core is, the operator key, fees and confirmations.
@@ -175,6 +263,7 @@ impl Default for Config {
             network: Network::Regtest,
             prove: true,
             anchor: None,
+            http: HttpConfig::default(),
         }
     }
 }
@@ -195,14 +284,26 @@ impl std::fmt::Debug for Config {
             .field("network", &self.network)
             .field("prove", &self.prove)
             .field("anchor", &self.anchor)
+            .field("http", &self.http)
             .finish()
     }
 }
 
 impl Config {
-    /// Parses TOML text (missing keys take defaults; unknown keys are errors).
+    /// Parses TOML text (missing keys take defaults; unknown keys and invalid values are errors).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        Ok(toml::from_str(text)?)
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types do not: the operator token's length and the `[http]` limits.
+    /// [`Config::from_toml`], [`Config::apply_env`] and [`crate::start`] call it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(token) = &self.operator_token {
+            check_operator_token("operator_token", token)?;
+        }
+        self.http.validate()
     }
 
     /// Reads a TOML file, then applies the process environment's `VEIL_*` overrides.
@@ -246,7 +347,8 @@ impl Config {
             self.max_wait_ms = parse("VEIL_MAX_WAIT_MS", &v)?;
         }
         if let Some(v) = get("VEIL_OPERATOR_TOKEN") {
-            self.operator_token = (!v.is_empty()).then_some(v);
+            check_operator_token("VEIL_OPERATOR_TOKEN", &v)?;
+            self.operator_token = Some(v);
         }
         if let Some(v) = get("VEIL_PROVE") {
             self.prove = match v.as_str() {
@@ -261,6 +363,7 @@ impl Config {
             };
         }
         self.apply_anchor_env(&get)?;
+        self.apply_http_env(&get)?;
         if let Some(v) = get("VEIL_NETWORK") {
             self.network = match v.as_str() {
                 "regtest" => Network::Regtest,
@@ -272,6 +375,32 @@ impl Config {
                     })
                 }
             };
+        }
+        self.validate()
+    }
+
+    fn apply_http_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                message: e.to_string(),
+            })
+        }
+        let h = &mut self.http;
+        if let Some(v) = get("VEIL_HTTP_HEADER_TIMEOUT_MS") {
+            h.header_timeout_ms = num("VEIL_HTTP_HEADER_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("VEIL_HTTP_BODY_TIMEOUT_MS") {
+            h.body_timeout_ms = num("VEIL_HTTP_BODY_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("VEIL_HTTP_MAX_CONNECTIONS") {
+            h.max_connections = num("VEIL_HTTP_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("VEIL_HTTP_MAX_HEAD_BYTES") {
+            h.max_head_bytes = num("VEIL_HTTP_MAX_HEAD_BYTES", &v)?;
         }
         Ok(())
     }
@@ -338,6 +467,24 @@ impl Config {
     }
 }
 
+/// An operator token must be long enough not to be guessed; empty is not a way to say "off"
+/// (leave the key or variable unset for that). The token itself is never part of the error.
+fn check_operator_token(key: &'static str, token: &str) -> Result<(), ConfigError> {
+    if token.len() >= MIN_OPERATOR_TOKEN_BYTES {
+        return Ok(());
+    }
+    let message = if token.is_empty() {
+        "the operator token is empty; leave it unset to disable the operator endpoints".to_owned()
+    } else {
+        format!(
+            "the operator token is {} bytes, at least {MIN_OPERATOR_TOKEN_BYTES} are required \
+             (leave it unset to disable the operator endpoints)",
+            token.len()
+        )
+    };
+    Err(ConfigError::Invalid { key, message })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,7 +504,7 @@ mod tests {
         let env: HashMap<&str, &str> = [
             ("VEIL_LISTEN", "127.0.0.1:0"),
             ("VEIL_MAX_WAIT_MS", "25"),
-            ("VEIL_OPERATOR_TOKEN", "secret"),
+            ("VEIL_OPERATOR_TOKEN", "secret-operator-token"),
             ("VEIL_NETWORK", "regtest"),
             ("VEIL_PROVE", "false"),
         ]
@@ -366,7 +513,7 @@ mod tests {
         c2.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(c2.listen.port(), 0);
         assert_eq!(c2.max_wait(), Duration::from_millis(25));
-        assert_eq!(c2.operator_token.as_deref(), Some("secret"));
+        assert_eq!(c2.operator_token.as_deref(), Some("secret-operator-token"));
         assert_eq!(c2.network, Network::Regtest);
         assert!(c.prove && !c2.prove);
         assert!(!Config::from_toml("prove = false").unwrap().prove);
@@ -426,5 +573,119 @@ mod tests {
             ..Config::default()
         };
         assert!(c4.shape().is_err());
+    }
+
+    #[test]
+    fn empty_or_short_operator_tokens_are_refused() {
+        // TOML: empty and 15 bytes are refused, 16 bytes accepted; the token is never echoed.
+        for (token, ok) in [
+            ("", false),
+            ("fifteen-bytes-x", false),
+            ("sixteen-bytes-xx", true),
+        ] {
+            let text = format!("operator_token = {token:?}\n");
+            match Config::from_toml(&text) {
+                Ok(c) => {
+                    assert!(ok, "{token:?} accepted");
+                    assert_eq!(c.operator_token.as_deref(), Some(token));
+                }
+                Err(e) => {
+                    assert!(!ok, "{token:?} refused: {e}");
+                    let msg = e.to_string();
+                    assert!(msg.starts_with("operator_token: "), "{msg}");
+                    assert!(!msg.contains('\n'));
+                    assert!(token.is_empty() || !msg.contains(token), "{msg}");
+                }
+            }
+        }
+        // Environment: an empty or short VEIL_OPERATOR_TOKEN is refused, not read as "off".
+        for token in ["", "short"] {
+            let err = Config::default()
+                .apply_env(|k| (k == "VEIL_OPERATOR_TOKEN").then(|| token.to_string()))
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        key: "VEIL_OPERATOR_TOKEN",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+        // Set programmatically: refused by validate (which `start` calls).
+        let c = Config {
+            operator_token: Some("abc".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn http_limits_from_toml_and_env() {
+        let c = Config::default();
+        assert_eq!(c.http.header_timeout(), Duration::from_secs(10));
+        assert_eq!(c.http.body_timeout(), Duration::from_secs(30));
+        assert_eq!(c.http.max_connections, 256);
+        assert_eq!(c.http.max_head_bytes, 16 * 1024);
+        let c = Config::from_toml(
+            "[http]\nheader_timeout_ms = 1500\nbody_timeout_ms = 2500\nmax_connections = 8\nmax_head_bytes = 4096\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.http,
+            HttpConfig {
+                header_timeout_ms: 1500,
+                body_timeout_ms: 2500,
+                max_connections: 8,
+                max_head_bytes: 4096
+            }
+        );
+        assert!(Config::from_toml("[http]\nbogus = 1\n").is_err());
+        for bad in [
+            "header_timeout_ms = 0",
+            "body_timeout_ms = 0",
+            "max_connections = 0",
+            "max_head_bytes = 1023",
+            "max_head_bytes = 65537",
+        ] {
+            let err = Config::from_toml(&format!("[http]\n{bad}\n")).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { .. }), "{bad}: {err}");
+        }
+        let env: HashMap<&str, &str> = [
+            ("VEIL_HTTP_HEADER_TIMEOUT_MS", "100"),
+            ("VEIL_HTTP_BODY_TIMEOUT_MS", "200"),
+            ("VEIL_HTTP_MAX_CONNECTIONS", "3"),
+            ("VEIL_HTTP_MAX_HEAD_BYTES", "2048"),
+        ]
+        .into();
+        let mut c = Config::default();
+        c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.http.header_timeout_ms, 100);
+        assert_eq!(c.http.body_timeout_ms, 200);
+        assert_eq!(c.http.max_connections, 3);
+        assert_eq!(c.http.max_head_bytes, 2048);
+        let err = Config::default()
+            .apply_env(|k| (k == "VEIL_HTTP_MAX_CONNECTIONS").then(|| "0".to_string()))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                key: "http.max_connections",
+                ..
+            }
+        ));
+        let err = Config::default()
+            .apply_env(|k| (k == "VEIL_HTTP_BODY_TIMEOUT_MS").then(|| "soon".to_string()))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Env {
+                name: "VEIL_HTTP_BODY_TIMEOUT_MS",
+                ..
+            }
+        ));
     }
 }

@@ -3,13 +3,15 @@
 //! background, anchors proven batches on Bitcoin (when configured) and serves state, notes,
 //! paths, nullifiers, batches, proofs and anchors.
 //!
-//! [`start`] binds the API (port 0 allowed: [`RunningNode::addr`] is the bound address) and
-//! spawns the sealer, given a proving key the prover, and with an `[anchor]` config the
+//! [`start`] binds the API (port 0 allowed: [`RunningNode::addr`] is the bound address) behind
+//! the HTTP edge ([`http_edge`]: JSON errors for the HTTP layer's own refusals, read timeouts,
+//! a connection cap) and spawns the sealer, given a proving key the prover, and with an `[anchor]` config the
 //! anchorer; [`run`] does the same until a shutdown future resolves.
 
 pub mod anchoring;
 pub mod api;
 pub mod config;
+pub mod http_edge;
 pub mod node;
 pub mod proving;
 pub mod store;
@@ -73,6 +75,9 @@ pub async fn start(
     config: &Config,
     proving_key: Option<ProvingKey<Bn254>>,
 ) -> Result<RunningNode, NodeError> {
+    config
+        .validate()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
     let shape = config
         .shape()
         .map_err(|e| NodeError::Config(e.to_string()))?;
@@ -99,12 +104,14 @@ pub async fn start(
         operator_token: config.operator_token.clone(),
         anchorer: anchorer.clone(),
     });
-    let mut server_rx = rx.clone();
-    let (addr, server) = warp::serve(api::routes(ctx))
-        .try_bind_with_graceful_shutdown(config.listen, async move {
-            let _ = server_rx.wait_for(|stop| *stop).await;
-        })
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| NodeError::Bind(format!("{}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
         .map_err(|e| NodeError::Bind(e.to_string()))?;
+    let limits = http_edge::EdgeLimits::new(&config.http, api::MAX_BODY_BYTES);
+    let server = http_edge::serve(listener, api::routes(ctx), limits, rx.clone());
     let mut tasks = vec![tokio::spawn(async move {
         server.await;
         Ok::<(), NodeError>(())

@@ -4,10 +4,15 @@
 //! Field elements are `0x`-hex canonical integers below the BN254 scalar modulus; amounts and
 //! positions are JSON integers below 2^64. Amounts are read as [`serde_json::Number`] rather than
 //! `u64` so that an out-of-range number (`18446744073709551616`) is reported as
-//! [`WireError::ValueOutOfRange`] naming the field instead of a generic parse error.
+//! [`WireError::ValueOutOfRange`] naming the field instead of a generic parse error, and a
+//! number written with a fraction or an exponent (`100.0`, `1e2`) as [`WireError::NotAnInteger`].
+//!
+//! A JSON object that repeats a key is refused before any of this ([`first_duplicate_key`]):
+//! parsers disagree on which of the values counts (serde_json keeps the last).
 
 use ark_bn254::Fr;
 use ark_ed_on_bn254::EdwardsAffine;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Number;
 use veil_circuits::eddsa::{PublicKey, Signature, SignatureError, SIGNATURE_BYTES};
@@ -153,6 +158,12 @@ pub fn parse_field(s: &str, name: &str) -> Result<Fr, WireError> {
 }
 
 /// Parses a JSON integer in `0..2^64`.
+///
+/// serde_json reads an integer literal as a `u64` when it fits, else as an `i64` when negative
+/// and it fits, else as an `f64`; a literal with a fraction or an exponent is always an `f64`.
+/// So an `f64` inside `i64::MIN..2^64` was written as `100.0` or `1e2`: not an integer, whatever
+/// its value. Outside that range it may have been an integer literal too large for 64 bits, and
+/// is reported as out of range when integral.
 pub fn parse_u64(n: &Number, name: &str) -> Result<u64, WireError> {
     if let Some(v) = n.as_u64() {
         return Ok(v);
@@ -160,15 +171,120 @@ pub fn parse_u64(n: &Number, name: &str) -> Result<u64, WireError> {
     let out_of_range = || WireError::ValueOutOfRange {
         field: name.to_owned(),
     };
+    let not_an_integer = || WireError::NotAnInteger {
+        field: name.to_owned(),
+    };
     if n.is_i64() {
         return Err(out_of_range()); // negative
     }
+    const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+    const MIN_I64: f64 = -9_223_372_036_854_775_808.0;
     match n.as_f64() {
-        // Integers beyond u64 are parsed by serde_json as floats.
+        Some(f) if (MIN_I64..TWO_POW_64).contains(&f) => Err(not_an_integer()),
         Some(f) if f.is_finite() && f.fract() == 0.0 => Err(out_of_range()),
-        _ => Err(WireError::NotAnInteger {
-            field: name.to_owned(),
-        }),
+        _ => Err(not_an_integer()),
+    }
+}
+
+/// A JSON object key given twice; `path` locates the object (`$` is the whole body).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("duplicate key {key:?} in {path}")]
+pub struct DuplicateKey {
+    /// The repeated key (unescaped).
+    pub key: String,
+    /// Where the object is: `$`, `$.inputs[0].note`, ...
+    pub path: String,
+}
+
+/// The first object key repeated in the JSON text `json`, at any depth; `None` if no key is
+/// repeated or if `json` is not JSON (which the JSON parse itself reports).
+pub fn first_duplicate_key(json: &[u8]) -> Option<DuplicateKey> {
+    let found = std::cell::RefCell::new(None);
+    let seed = UniqueKeys {
+        path: "$".to_owned(),
+        found: &found,
+    };
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let _ = seed.deserialize(&mut de);
+    found.into_inner()
+}
+
+/// Walks one JSON value, stopping at the first object that repeats a key.
+struct UniqueKeys<'a> {
+    path: String,
+    found: &'a std::cell::RefCell<Option<DuplicateKey>>,
+}
+
+impl<'de> DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let element = UniqueKeys {
+                path: format!("{}[{i}]", self.path),
+                found: self.found,
+            };
+            if seq.next_element_seed(element)?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = format!("{}.{key}", self.path);
+            if !seen.insert(key.clone()) {
+                *self.found.borrow_mut() = Some(DuplicateKey {
+                    key,
+                    path: self.path,
+                });
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            map.next_value_seed(UniqueKeys {
+                path,
+                found: self.found,
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -334,6 +450,32 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_keys_are_found_at_any_depth() {
+        let text = serde_json::to_string(&json(&sample())).unwrap();
+        assert_eq!(first_duplicate_key(text.as_bytes()), None);
+        // `"fee": 12345, ..., "fee": 0`: serde_json alone keeps the last value.
+        let doubled = text.replacen('{', "{\"fee\":12345,", 1);
+        assert_eq!(
+            first_duplicate_key(doubled.as_bytes()),
+            Some(DuplicateKey {
+                key: "fee".into(),
+                path: "$".into()
+            })
+        );
+        // Nested, and spelled with an escape.
+        let nested = r#"{"inputs":[{"note":{"value":1}},{"note":{"value":1,"v\u0061lue":2}}]}"#;
+        let d = first_duplicate_key(nested.as_bytes()).unwrap();
+        assert_eq!(
+            (d.key.as_str(), d.path.as_str()),
+            ("value", "$.inputs[1].note")
+        );
+        assert_eq!(d.to_string(), "duplicate key \"value\" in $.inputs[1].note");
+        // The same key in sibling objects is fine; so is text that is not JSON.
+        assert_eq!(first_duplicate_key(br#"[{"a":1},{"a":2}]"#), None);
+        assert_eq!(first_duplicate_key(b"{\"a\":"), None);
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let mut v = json(&sample());
         v["extra"] = serde_json::json!(1);
@@ -396,6 +538,28 @@ mod tests {
                 field: "public_out".into()
             }
         );
+        // Integral values written with a fraction or an exponent are not integers.
+        for text in ["100.0", "1e2", "0.0", "-1.0", "1.8e19"] {
+            let n: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                with(&["fee"], n).unwrap_err(),
+                WireError::NotAnInteger {
+                    field: "fee".into()
+                },
+                "{text}"
+            );
+        }
+        // Integer literals (and integral floats) beyond 64 bits are out of range.
+        for text in ["99999999999999999999", "-99999999999999999999", "1e30"] {
+            let n: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                with(&["fee"], n).unwrap_err(),
+                WireError::ValueOutOfRange {
+                    field: "fee".into()
+                },
+                "{text}"
+            );
+        }
         // u64::MAX itself is in range.
         let t = with(&["fee"], serde_json::json!(u64::MAX)).unwrap();
         assert_eq!(t.public.fee, u64::MAX);

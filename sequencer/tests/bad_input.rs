@@ -203,6 +203,36 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
             "not_an_integer",
         ),
         (
+            "integral value written with a fraction",
+            raw(&fee_text.replace("123456789", "100.0")),
+            400,
+            "not_an_integer",
+        ),
+        (
+            "integral value written with an exponent",
+            raw(&fee_text.replace("123456789", "1e2")),
+            400,
+            "not_an_integer",
+        ),
+        (
+            "duplicate key, last value valid",
+            raw(&fee_text
+                .replace("123456789", "0")
+                .replacen('{', "{\"fee\":12345,", 1)),
+            400,
+            "duplicate_key",
+        ),
+        (
+            "duplicate key in a nested object",
+            raw(&serde_json::to_string(&g).unwrap().replacen(
+                "\"rho\":",
+                "\"rho\":\"0x1\",\"rho\":",
+                1,
+            )),
+            400,
+            "duplicate_key",
+        ),
+        (
             "point not on curve",
             post(&with(&g, |v| v["ak"]["x"] = json!("0x5"))),
             400,
@@ -378,6 +408,12 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
             "bad_query",
         ),
         (
+            "notes page above the limit",
+            Req::Get("/v1/notes?limit=1001".into()),
+            400,
+            "limit_out_of_range",
+        ),
+        (
             "path beyond the tree",
             Req::Get("/v1/notes/200/path".into()),
             404,
@@ -422,6 +458,9 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
         text.contains("veil_transfers_rejected_total{code=\"already_spent\"} 1"),
         "{text}"
     );
+    // The largest page is served.
+    let (s, v) = api.get("/v1/notes?limit=1000").await;
+    assert_eq!(s, 200, "{v}");
     // The valid transfer is still accepted afterwards (nothing was poisoned).
     let (s, _) = api.post("/v1/transfers", &g, None).await;
     assert_eq!(s, 202);

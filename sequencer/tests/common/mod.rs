@@ -1,5 +1,6 @@
 //! Shared helpers of the sequencer's integration tests: the small test shape, dev keys generated
-//! once per test binary, node configs on port 0, and a small JSON HTTP client.
+//! once per test binary, node configs on port 0, a small JSON HTTP client, and raw-socket
+//! HTTP/1.1 helpers for what a well-behaved client cannot send.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant};
 use ark_bn254::Bn254;
 use ark_groth16::{ProvingKey, VerifyingKey};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use veil_circuits::batch::BatchShape;
 use veil_circuits::Transfer;
 use veil_sequencer::{Config, TransferRequest};
@@ -134,4 +137,143 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A response read off a raw socket.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON, or as a JSON string when it is not JSON.
+    pub body: Value,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `error.code`, or "" when the body is not the API's error shape.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// Reads one `Content-Length`-framed response from `stream`; `pending` holds bytes read past
+/// the previous response. `None` if the stream ends (or fails) first.
+pub async fn read_response<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    pending: &mut Vec<u8>,
+) -> Option<RawResponse> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head_len) = resp.parse(pending).expect("an HTTP response")
+        {
+            let headers: Vec<(String, String)> = resp
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            let status = resp.code.unwrap();
+            let len: usize = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            if pending.len() >= head_len + len {
+                let body: Vec<u8> = pending.drain(..head_len + len).skip(head_len).collect();
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                return Some(RawResponse {
+                    status,
+                    headers,
+                    body,
+                });
+            }
+        }
+        match stream.read_buf(pending).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Sends `request` on a new connection (half-closing it afterwards if `half_close`) and reads
+/// one response; the write runs beside the read, so a server answering early is seen.
+pub async fn raw_request(
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    half_close: bool,
+) -> Option<RawResponse> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&request).await;
+        if half_close {
+            let _ = wr.shutdown().await;
+        }
+        // Keep the write half (and so the connection) open until the read is done.
+        wr
+    });
+    let mut pending = Vec::new();
+    let response = tokio::time::timeout(
+        Duration::from_secs(60),
+        read_response(&mut rd, &mut pending),
+    )
+    .await
+    .expect("a response within 60 s");
+    drop(writer.await);
+    response
+}
+
+/// One keep-alive connection driven by hand.
+pub struct RawConnection {
+    pub stream: TcpStream,
+    pub pending: Vec<u8>,
+}
+
+impl RawConnection {
+    pub async fn open(addr: std::net::SocketAddr) -> Self {
+        RawConnection {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Writes `bytes` (one request, several, or a part of one).
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// The next response; `None` once the server closed the connection.
+    pub async fn response(&mut self) -> Option<RawResponse> {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            read_response(&mut self.stream, &mut self.pending),
+        )
+        .await
+        .expect("a response within 60 s")
+    }
+
+    /// Sends one request and reads its response, which must come.
+    pub async fn request(&mut self, bytes: &[u8]) -> RawResponse {
+        self.send(bytes).await;
+        self.response()
+            .await
+            .expect("the connection stays open for a response")
+    }
+}
+
+/// `GET path` on a keep-alive connection.
+pub fn get_request(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: veil\r\n\r\n").into_bytes()
 }
