@@ -448,6 +448,7 @@ fn garbage_padding<R: RngCore + CryptoRng>(rng: &mut R, depth: usize) -> SlotWit
         fee: Fr::from(rng.gen::<u64>()),
         dest: Fr::rand(rng),
         deposit_ref: Fr::rand(rng),
+        ciphertext_hash: Fr::rand(rng),
         signature: key.sign(Fr::rand(rng)),
         insertions: [insertion(rng), insertion(rng)],
     }

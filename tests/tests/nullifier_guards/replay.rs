@@ -105,6 +105,7 @@ pub fn spec_of(slot: &SlotWitness) -> SlotSpec {
         fee: slot.fee,
         dest: slot.dest,
         deposit_ref: slot.deposit_ref,
+        ciphertext_hash: slot.ciphertext_hash,
         signature: slot.signature,
     }
 }
