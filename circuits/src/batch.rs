@@ -9,6 +9,7 @@
 
 pub mod circuit;
 pub mod file;
+pub mod published;
 
 use ark_bn254::Fr;
 use ark_ed_on_bn254::EdwardsAffine;
@@ -26,6 +27,7 @@ use crate::transfer::{sighash, SlotFields, Transfer, TransferError, TransferPubl
 use crate::tree::{MerklePath, NullifierLeaf, SubtreePath, TreeError};
 
 pub use circuit::BatchCircuit;
+pub use published::{apply_published, AppliedBatch};
 
 /// The circuit shape: batch size `B` (a power of two) and tree depth `D`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -642,7 +644,7 @@ pub fn build_batch_unchecked(
 }
 
 /// [`build_batch_unchecked`] with each slot's public fields given (`fields[s]` for `specs[s]`).
-fn build_with_fields(
+pub(crate) fn build_with_fields(
     state: &mut RollupState,
     shape: BatchShape,
     batch_number: u64,

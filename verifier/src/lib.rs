@@ -5,7 +5,9 @@
 
 pub mod anchor;
 pub mod batch;
+pub mod da;
 pub mod published;
+pub mod rebuild;
 
 use ark_bn254::Bn254;
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, VerifyingKey};
