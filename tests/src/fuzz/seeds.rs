@@ -192,6 +192,13 @@ pub fn toy_proving_key_file() -> Vec<u8> {
 
 /// The B1-D8 dev-seed proving-key file (about 10 MB), generated once into [`cache_dir`].
 fn dev_proving_key_file() -> Vec<u8> {
+    // Tests of one binary run in parallel: generate and read the key once, under one lock,
+    // so no test reads the file while another is still writing it.
+    static FILE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    FILE.get_or_init(read_dev_proving_key_file).clone()
+}
+
+fn read_dev_proving_key_file() -> Vec<u8> {
     let shape = key_context().pk_shape;
     let dir = cache_dir();
     veil_prover::load_or_setup_dev_keys(&dir, shape, 1).expect("B1-D8 dev keys");
