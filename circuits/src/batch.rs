@@ -375,6 +375,36 @@ pub struct SlotSpec {
     pub signature: Signature,
 }
 
+/// The transfer a slot's witness amounts to, as the circuit reads it: inputs owned by the
+/// slot's own `(ak, nk)`.
+impl From<&SlotWitness> for SlotSpec {
+    fn from(slot: &SlotWitness) -> SlotSpec {
+        let addr = crate::keys::owner_tag(&crate::eddsa::PublicKey(slot.ak), slot.nk);
+        SlotSpec {
+            ak: slot.ak,
+            nk: slot.nk,
+            inputs: [0, 1].map(|i| {
+                let input = &slot.inputs[i];
+                InputSpec {
+                    addr,
+                    value: input.value,
+                    rho: input.rho,
+                    r: input.r,
+                    position: input.position,
+                }
+            }),
+            outputs: slot.outputs,
+            public_in: slot.public_in,
+            public_out: slot.public_out,
+            fee: slot.fee,
+            dest: slot.dest,
+            deposit_ref: slot.deposit_ref,
+            ciphertext_hash: slot.ciphertext_hash,
+            signature: slot.signature,
+        }
+    }
+}
+
 /// One input of a [`SlotSpec`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputSpec {

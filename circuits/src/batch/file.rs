@@ -15,13 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     batch_hash, BatchCircuit, BatchError, BatchPublicInputs, BatchShape, BatchWitness, BuiltBatch,
-    InputSpec, InputWitness, InsertionWitness, LowLeafLocation, OutputWitness, SlotSpec,
-    SlotWitness,
+    InputWitness, InsertionWitness, LowLeafLocation, OutputWitness, SlotSpec, SlotWitness,
 };
 use crate::constants::SLOT_PUBLIC_FIELDS;
-use crate::eddsa::{PublicKey, Signature, SIGNATURE_BYTES};
+use crate::eddsa::{Signature, SIGNATURE_BYTES};
 use crate::field::{self, to_hex};
-use crate::keys::owner_tag;
 use crate::state::StateSummary;
 use crate::transfer::{SlotFields, TransferPublic};
 use crate::tree::{serde_hex_levels, MerklePath, NullifierLeaf, SubtreePath};
@@ -404,30 +402,7 @@ fn slot_public_fields(slot: &SlotWitness) -> SlotFields {
     if !slot.enabled {
         return [Fr::zero(); SLOT_PUBLIC_FIELDS];
     }
-    let addr = owner_tag(&PublicKey(slot.ak), slot.nk);
-    SlotSpec {
-        ak: slot.ak,
-        nk: slot.nk,
-        inputs: [0, 1].map(|i| {
-            let input = &slot.inputs[i];
-            InputSpec {
-                addr,
-                value: input.value,
-                rho: input.rho,
-                r: input.r,
-                position: input.position,
-            }
-        }),
-        outputs: slot.outputs,
-        public_in: slot.public_in,
-        public_out: slot.public_out,
-        fee: slot.fee,
-        dest: slot.dest,
-        deposit_ref: slot.deposit_ref,
-        ciphertext_hash: slot.ciphertext_hash,
-        signature: slot.signature,
-    }
-    .public_fields()
+    SlotSpec::from(slot).public_fields()
 }
 
 /// A slot's public data from its fields; the amounts must fit a u64.

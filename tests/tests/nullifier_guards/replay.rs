@@ -12,11 +12,9 @@
 use ark_bn254::Fr;
 use ark_ff::Zero;
 use veil_circuits::batch::{
-    batch_hash_fields, BatchPublicInputs, BatchWitness, InputSpec, InsertionWitness,
-    LowLeafLocation, SlotSpec, SlotWitness,
+    batch_hash_fields, BatchPublicInputs, BatchWitness, InsertionWitness, LowLeafLocation,
+    SlotSpec, SlotWitness,
 };
-use veil_circuits::eddsa::PublicKey;
-use veil_circuits::keys::owner_tag;
 use veil_circuits::tree::{subtree_roots, MerklePath, NullifierLeaf, NullifierTree, SubtreePath};
 use veil_circuits::{RollupState, StateSummary};
 
@@ -85,29 +83,7 @@ pub struct Deviation {
 /// The transfer a slot's witness amounts to, as the circuit reads it: inputs owned by the
 /// slot's own `(ak, nk)`.
 pub fn spec_of(slot: &SlotWitness) -> SlotSpec {
-    let addr = owner_tag(&PublicKey(slot.ak), slot.nk);
-    SlotSpec {
-        ak: slot.ak,
-        nk: slot.nk,
-        inputs: [0, 1].map(|i| {
-            let input = &slot.inputs[i];
-            InputSpec {
-                addr,
-                value: input.value,
-                rho: input.rho,
-                r: input.r,
-                position: input.position,
-            }
-        }),
-        outputs: slot.outputs,
-        public_in: slot.public_in,
-        public_out: slot.public_out,
-        fee: slot.fee,
-        dest: slot.dest,
-        deposit_ref: slot.deposit_ref,
-        ciphertext_hash: slot.ciphertext_hash,
-        signature: slot.signature,
-    }
+    SlotSpec::from(slot)
 }
 
 /// Completes `w` over `state` (the state before the batch): sets its old state, subtree starts
