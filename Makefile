@@ -85,13 +85,13 @@ fuzz:
 fixtures: build
 	./target/release/veil fixtures --out-dir fixtures/data
 
-# Bitcoin Core for the regtest tests (verifier/tests/anchor_regtest.rs), built once (~26 min on
+# Bitcoin Core for the regtest tests (bitcoin/tests/anchor_regtest.rs), built once (~26 min on
 # 2 cores) into a cache outside the clone; prints the binary's path. The tests find it there, or
 # take VEIL_BITCOIND=/path/to/bitcoind, or a bitcoind on PATH.
 BITCOIND_DIR ?= $(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME),$(HOME)/.cache)/veil/bitcoind
 bitcoind:
 	@if [ ! -x "$(BITCOIND_DIR)/bitcoind" ]; then \
-		bash verifier/tests/support/build-bitcoind.sh "$(BITCOIND_DIR)" >&2; \
+		bash bitcoin/tests/support/build-bitcoind.sh "$(BITCOIND_DIR)" >&2; \
 	fi
 	@echo "$(BITCOIND_DIR)/bitcoind"
 

@@ -24,7 +24,8 @@ use veil_circuits::batch::BatchShape;
 use veil_circuits::field;
 use veil_circuits::transfer::{OutputSpec, PublicAmounts, SpentNote};
 use veil_circuits::{SpendingKey, Transfer};
-use veil_sequencer::{Config, TransferRequest};
+use veil_sequencer::Config;
+use veil_wire::TransferRequest;
 
 use crate::machine::Machine;
 

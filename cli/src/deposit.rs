@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde_json::json;
 use veil_circuits::PaymentAddress;
-use veil_sequencer::TransferRequest;
 use veil_wallet::{btc, build_deposit_idempotent, NodeClient};
+use veil_wire::TransferRequest;
 
 use crate::wallet::NetworkArg;
 

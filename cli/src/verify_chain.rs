@@ -23,14 +23,14 @@ use ark_bn254::Bn254;
 use ark_groth16::Proof;
 use bitcoin::{BlockHash, OutPoint, Transaction, Txid};
 use serde_json::{json, Value};
+use veil_bitcoin::tx::CHANGE_VOUT;
+use veil_bitcoin::{AnchorPayload, BitcoinRpc, RpcAuth, RpcConfig};
 use veil_circuits::batch::BatchPublicInputs;
 use veil_circuits::field::to_hex;
 use veil_circuits::note::ciphertext_hash;
 use veil_circuits::Fr;
 use veil_prover::keys::{self, KeyKind};
 use veil_prover::proof::proof_from_hex;
-use veil_verifier::anchor::tx::CHANGE_VOUT;
-use veil_verifier::anchor::{AnchorPayload, BitcoinRpc, RpcAuth, RpcConfig};
 use veil_wallet::client::{BatchInfo, PublishedNote};
 use veil_wallet::NodeClient;
 
@@ -392,7 +392,7 @@ async fn fetch_tx(
         .await
     {
         Ok(v) => v,
-        Err(veil_verifier::anchor::RpcError::Rpc { .. }) => return Ok(None),
+        Err(veil_bitcoin::RpcError::Rpc { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     let hex = v["hex"].as_str().context("getrawtransaction: no hex")?;

@@ -16,9 +16,9 @@ mod support;
 use bitcoin::{FeeRate, OutPoint};
 use serde_json::Value;
 use support::{check_anchor_chain, free_port, shape, Chain, NodeProc};
+use veil_bitcoin::{build_anchor_tx, AnchorPayload, KeyKind, PrevOut};
 use veil_fixtures::Scenario;
 use veil_sequencer::anchoring::REORG_WATCH;
-use veil_verifier::anchor::{build_anchor_tx, AnchorPayload, KeyKind, PrevOut};
 
 /// Confirmations the node requires for `anchored`.
 const CONFIRMATIONS: u64 = 1;

@@ -1,5 +1,5 @@
 //! Bitcoin anchoring end to end: a real regtest Bitcoin Core (the verifier's harness,
-//! `verifier/tests/support/bitcoind.rs`), the real `veil node` binary with anchoring configured
+//! `bitcoin/tests/support/bitcoind.rs`), the real `veil node` binary with anchoring configured
 //! (B = 2, D = 8, dev-seed keys cached under the target dir), and the real `veil anchor status`
 //! and `veil verify-chain` (the shared helpers are in `support/`; reorgs deeper than the watch
 //! are in `anchor_deep_reorg.rs`).
@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use bitcoin::{Amount, OutPoint, Txid};
 use serde_json::{json, Value};
 use support::{check_anchor_chain, free_port, shape, text, veil, Chain, NodeProc, TIMEOUT};
+use veil_bitcoin::{build_anchor_tx, AnchorPayload, KeyKind, PrevOut};
 use veil_fixtures::Scenario;
-use veil_verifier::anchor::{build_anchor_tx, AnchorPayload, KeyKind, PrevOut};
 
 /// Serves fixed JSON bodies by path (a node that publishes doctored data).
 fn serve_static(routes: HashMap<String, String>) -> String {

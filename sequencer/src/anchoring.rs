@@ -1,6 +1,6 @@
 //! Bitcoin anchoring in the node (DESIGN §11): the background anchorer that commits each proven
 //! batch's new state root to Bitcoin in a chained `OP_RETURN` transaction, using the library in
-//! `veil_verifier::anchor` (payload, transaction building and signing, fee bumps, the Bitcoin
+//! `veil_bitcoin` (payload, transaction building and signing, fee bumps, the Bitcoin
 //! Core JSON-RPC client).
 //!
 //! Each pass of [`Anchorer::pass`]:
@@ -60,8 +60,8 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use serde_json::{json, Value};
 use tokio::sync::watch;
-use veil_verifier::anchor::rpc::BlockchainInfo;
-use veil_verifier::anchor::{
+use veil_bitcoin::rpc::BlockchainInfo;
+use veil_bitcoin::{
     build_anchor_tx, AnchorPayload, AnchorTx, AnchorTxError, BitcoinRpc, OperatorKey,
     OperatorKeyError, PayloadError, PrevOut, RpcError,
 };

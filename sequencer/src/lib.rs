@@ -15,7 +15,8 @@ pub mod http_edge;
 pub mod node;
 pub mod proving;
 pub mod store;
-pub mod wire;
+/// The HTTP wire types (their own crate, `veil-wire`, so clients need not depend on the node).
+pub use veil_wire as wire;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -44,22 +44,13 @@ use veil_circuits::note::{nullifier, NOTE_CIPHERTEXT_LEN};
 use veil_circuits::tree::MerklePath;
 use veil_circuits::{RollupState, StateSummary, Transfer, TransferError};
 
+use veil_verifier::da::{AnchorData, BatchData, TransferData, PROOF_LEN};
+
 use crate::store::{
     AnchorRecord, AnchorStatus, BatchRecord, NoteEntry, SealWrite, Store, StoreError, TransferState,
 };
 
-/// Hex SHA-256 of a transfer's public data.
-pub type TransferId = String;
-
-/// The id of a transfer: hex SHA-256 over its nine public field elements, each 32 bytes
-/// big-endian, in batch-hash order. Two submissions of the same transfer share it.
-pub fn transfer_id(t: &Transfer) -> TransferId {
-    let mut h = Sha256::new();
-    for f in t.public.fields() {
-        h.update(field::to_bytes_be(&f));
-    }
-    hex::encode(h.finalize())
-}
+pub use veil_wire::{transfer_id, TransferId};
 
 /// Where a transfer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +165,12 @@ pub enum NodeError {
     /// A background task panicked or was cancelled.
     #[error("task: {0}")]
     Task(String),
+    /// Anchor data was asked for a batch that is not sealed and proven.
+    #[error("batch {0} is not proven: it has no anchor data yet")]
+    NotProven(u64),
+    /// The batches' data does not encode (a stored record is inconsistent).
+    #[error("anchor data: {0}")]
+    AnchorData(#[from] veil_verifier::da::DaError),
 }
 
 /// Counters exported at `/metrics`.
@@ -969,6 +966,45 @@ impl Node {
             proof,
             anchor,
         }))
+    }
+
+    /// The public data of proven batches `first..=last` as it goes on Bitcoin (DESIGN §11,
+    /// docs/data-on-bitcoin.md): each batch's proof and, per real transfer, its public fields and
+    /// the two note ciphertexts (the notes at `note_start + 2i` and `note_start + 2i + 1`).
+    pub fn anchor_data(&self, first: u64, last: u64) -> Result<AnchorData, NodeError> {
+        let store = self.store();
+        let mut batches = Vec::new();
+        for n in first..=last {
+            let record = store.batch(n)?.ok_or(NodeError::NotProven(n))?;
+            let proof = store.proof(n)?.ok_or(NodeError::NotProven(n))?;
+            let proof: [u8; PROOF_LEN] = proof.as_slice().try_into().map_err(|_| {
+                StoreError::Corrupt(format!("batch {n}: proof is {} bytes", proof.len()))
+            })?;
+            let count = record.public.len();
+            let notes = store.notes(record.note_start, 2 * count)?;
+            let mut transfers = Vec::with_capacity(count);
+            for (i, public) in record.public.into_iter().enumerate() {
+                let ct = |j: usize| -> Result<Vec<u8>, StoreError> {
+                    let want = record.note_start + 2 * i as u64 + j as u64;
+                    match notes.get(2 * i + j) {
+                        Some((pos, entry)) if *pos == want => Ok(entry.ciphertext.clone()),
+                        _ => Err(StoreError::Corrupt(format!(
+                            "batch {n}: note {want} is missing"
+                        ))),
+                    }
+                };
+                transfers.push(TransferData {
+                    public,
+                    ciphertexts: [ct(0)?, ct(1)?],
+                });
+            }
+            batches.push(BatchData { proof, transfers });
+        }
+        Ok(AnchorData {
+            batch_size: self.shape.batch_size as u64,
+            first_batch: first,
+            batches,
+        })
     }
 
     /// Batch `n`'s anchor record.

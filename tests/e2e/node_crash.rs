@@ -23,7 +23,7 @@ use support::{dev_keys, ok, start_node, NodeGuard, TOKEN};
 use veil_circuits::batch::BatchShape;
 use veil_circuits::Transfer;
 use veil_fixtures::Scenario;
-use veil_sequencer::TransferRequest;
+use veil_wire::TransferRequest;
 
 const CLIENTS: usize = 4;
 const DEPOSITS_PER_CLIENT: usize = 5;

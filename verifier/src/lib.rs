@@ -1,9 +1,10 @@
 //! Verification of Veil batch proofs against a prepared Groth16 verifying key: one proof at a
 //! time, many at once with a single multi-pairing ([`verify_batch`]), or straight from published
 //! batch data ([`verify_published`]), so a verifier trusts only the data, the proof and the key.
-//! [`anchor`] builds, signs and broadcasts the Bitcoin transactions that anchor proven batches.
+//! [`da`] is the binary encoding of the batches' public data that goes on Bitcoin, and
+//! [`rebuild`] replays it from genesis. The Bitcoin side (RPC, transactions) is `veil-bitcoin`:
+//! this crate stays free of networking and async runtimes.
 
-pub mod anchor;
 pub mod batch;
 pub mod da;
 pub mod published;

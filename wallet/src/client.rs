@@ -11,7 +11,7 @@ use veil_circuits::batch::BatchPublicInputs;
 use veil_circuits::field;
 use veil_circuits::transfer::TransferPublic;
 use veil_circuits::tree::MerklePath;
-use veil_sequencer::TransferRequest;
+use veil_wire::TransferRequest;
 
 /// Connect timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

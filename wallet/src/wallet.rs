@@ -12,8 +12,8 @@ use veil_circuits::keys::KeyError;
 use veil_circuits::note::decrypt_note;
 use veil_circuits::transfer::{OutputSpec, PublicAmounts, Transfer};
 use veil_circuits::{field, Network, PaymentAddress, SpendingKey};
-use veil_sequencer::node::transfer_id;
-use veil_sequencer::TransferRequest;
+use veil_wire::transfer_id;
+use veil_wire::TransferRequest;
 
 use crate::btc::{self, BitcoinRefError};
 use crate::client::{ClientError, NodeClient, TransferStatus};

@@ -1,12 +1,12 @@
 //! Shared helpers of the regtest anchoring suites (`anchor_regtest.rs`, `anchor_deep_reorg.rs`):
 //! a throwaway regtest Bitcoin Core with a funded operator key ([`Chain`], on the verifier's
-//! harness `verifier/tests/support/bitcoind.rs`), the real `veil node` process with anchoring
+//! harness `bitcoin/tests/support/bitcoind.rs`), the real `veil node` process with anchoring
 //! configured ([`NodeProc`], B = 2, D = 8, dev-seed keys cached under the target dir), the `veil`
 //! binary, and the check that every batch is anchored in one chain of spends.
 
 #![allow(dead_code)]
 
-#[path = "../../../verifier/tests/support/bitcoind.rs"]
+#[path = "../../../bitcoin/tests/support/bitcoind.rs"]
 pub mod bitcoind;
 
 use std::net::{TcpListener, TcpStream};
@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use bitcoin::{Address, Network, OutPoint, Txid};
 use bitcoind::{Bitcoind, RPC_PASSWORD, RPC_USER};
 use serde_json::Value;
+use veil_bitcoin::{AnchorPayload, KeyKind, OperatorKey};
 use veil_circuits::batch::BatchShape;
 use veil_fixtures::Scenario;
-use veil_sequencer::TransferRequest;
-use veil_verifier::anchor::{AnchorPayload, KeyKind, OperatorKey};
 use veil_wallet::client::BatchInfo;
 use veil_wallet::NodeClient;
+use veil_wire::TransferRequest;
 
 /// The node's operator token.
 pub const TOKEN: &str = "anchor-test-token";
@@ -149,7 +149,7 @@ impl Chain {
         self.rt.block_on(self.btc.rpc.get_raw_mempool()).unwrap()
     }
 
-    pub fn tx(&self, txid: &str) -> veil_verifier::anchor::rpc::RawTransaction {
+    pub fn tx(&self, txid: &str) -> veil_bitcoin::rpc::RawTransaction {
         let txid = Txid::from_str(txid).unwrap();
         self.rt
             .block_on(self.btc.rpc.get_raw_transaction(&txid))

@@ -14,7 +14,7 @@
 use bitcoin::hashes::Hash;
 use bitcoin::BlockHash;
 use serde_json::{json, Value};
-use veil_verifier::anchor::rpc::BlockHeaderInfo;
+use veil_bitcoin::rpc::BlockHeaderInfo;
 
 use super::{AnchorError, Anchorer, REORG_WATCH};
 use crate::store::{AnchorRecord, AnchorStatus};

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bitcoin::{FeeRate, Network, OutPoint};
-use veil_verifier::anchor::{
+use veil_bitcoin::{
     BitcoinRpc, FeePolicy, KeyKind, OperatorKey, OperatorKeyError, RpcAuth, RpcConfig,
 };
 
@@ -53,7 +53,7 @@ pub fn parse_network(s: &str) -> Result<Network, AnchorError> {
 
 fn sat_vb(v: u64, what: &str) -> Result<FeeRate, AnchorError> {
     FeeRate::from_sat_per_vb(v)
-        .filter(|r| *r >= veil_verifier::anchor::tx::MIN_FEE_RATE)
+        .filter(|r| *r >= veil_bitcoin::tx::MIN_FEE_RATE)
         .ok_or_else(|| AnchorError::Config(format!("{what} = {v} sat/vB is out of range")))
 }
 

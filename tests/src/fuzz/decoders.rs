@@ -14,6 +14,9 @@ use bitcoin::consensus::encode::{deserialize, deserialize_hex, serialize, serial
 use bitcoin::hashes::Hash;
 use bitcoin::script::Script;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+use veil_bitcoin::payload::compressed_proof_bytes;
+use veil_bitcoin::tx::check_standard;
+use veil_bitcoin::{AnchorPayload, PrevOut};
 use veil_circuits::batch::file::BatchFile;
 use veil_circuits::batch::file::WitnessJson;
 use veil_circuits::batch::BatchShape;
@@ -23,10 +26,7 @@ use veil_prover::keys::{self, KeyHeader, HEADER_LEN};
 use veil_prover::proof::{
     proof_from_bytes, proof_from_hex, proof_to_bytes, proof_to_hex, ProofFile,
 };
-use veil_sequencer::wire::{parse_field, TransferRequest};
-use veil_verifier::anchor::payload::compressed_proof_bytes;
-use veil_verifier::anchor::tx::check_standard;
-use veil_verifier::anchor::{AnchorPayload, PrevOut};
+use veil_wire::{parse_field, TransferRequest};
 
 use super::Target;
 

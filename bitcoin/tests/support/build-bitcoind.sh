@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds Bitcoin Core's bitcoind + bitcoin-cli for the regtest integration tests
-# (verifier/tests/anchor_regtest.rs) from the Core source tree bundled in the crates.io crate
+# (bitcoin/tests/anchor_regtest.rs) from the Core source tree bundled in the crates.io crate
 # libbitcoinkernel-sys 0.4.1 (Bitcoin Core v31.99.0 development snapshot): about 26 minutes on
 # 2 cores. No wallet, no ZMQ, no GUI. Usage: build-bitcoind.sh DEST_DIR (run via `make bitcoind`).
 set -euo pipefail

@@ -1,4 +1,4 @@
-//! Bitcoin anchoring of proven batches (DESIGN §11): the 77-byte `OP_RETURN` payload
+//! Veil on Bitcoin (`veil-bitcoin`): anchoring of proven batches (DESIGN §11): the 77-byte `OP_RETURN` payload
 //! ([`payload`]), the anchor transaction that carries it and chains each anchor to the previous
 //! one ([`tx`]), the operator's secp256k1 key ([`operator`]) and an async Bitcoin Core JSON-RPC
 //! client ([`rpc`]).

@@ -10,9 +10,9 @@ use bitcoin::{Amount, BlockHash, FeeRate, Network, OutPoint, Transaction, Txid};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use support::bitcoind::Bitcoind;
-use veil_verifier::anchor::rpc::BitcoinRpc;
-use veil_verifier::anchor::tx::CHANGE_VOUT;
-use veil_verifier::anchor::{
+use veil_bitcoin::rpc::BitcoinRpc;
+use veil_bitcoin::tx::CHANGE_VOUT;
+use veil_bitcoin::{
     build_anchor_tx, AnchorPayload, AnchorTx, FeePolicy, KeyKind, OperatorKey, PrevOut, RpcError,
 };
 

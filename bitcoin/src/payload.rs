@@ -1,4 +1,4 @@
-//! The 77-byte anchor payload (DESIGN §11; layout in the [`crate::anchor`] module doc): encoding,
+//! The 77-byte anchor payload (DESIGN §11; layout in the [crate root] module doc): encoding,
 //! decoding with typed errors, the proof commitment, and the `OP_RETURN` script that carries it.
 
 use ark_bn254::{Bn254, Fr};

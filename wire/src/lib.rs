@@ -1,4 +1,5 @@
-//! JSON wire format of `POST /v1/transfers` and `POST /v1/deposits` bodies (DESIGN §9), and its
+//! Veil's HTTP wire types, shared by the node and its clients (the wallet), so a client does not
+//! pull in the node: the JSON wire format of `POST /v1/transfers` and `POST /v1/deposits` bodies (DESIGN §9), and its
 //! strict conversion into a [`Transfer`] with one typed error per problem.
 //!
 //! Field elements are `0x`-hex canonical integers below the BN254 scalar modulus; amounts and
@@ -15,11 +16,25 @@ use ark_ed_on_bn254::EdwardsAffine;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Number;
+use sha2::{Digest, Sha256};
 use veil_circuits::eddsa::{PublicKey, Signature, SignatureError, SIGNATURE_BYTES};
 use veil_circuits::field::{self, FieldError};
 use veil_circuits::keys::ProofGenerationKey;
 use veil_circuits::note::{ciphertext_hash, Note, NOTE_CIPHERTEXT_LEN};
 use veil_circuits::transfer::{SpentNote, Transfer, TransferPublic};
+
+/// Hex SHA-256 of a transfer's public data.
+pub type TransferId = String;
+
+/// The id of a transfer: hex SHA-256 over its nine public field elements, each 32 bytes
+/// big-endian, in batch-hash order. Two submissions of the same transfer share it.
+pub fn transfer_id(t: &Transfer) -> TransferId {
+    let mut h = Sha256::new();
+    for f in t.public.fields() {
+        h.update(field::to_bytes_be(&f));
+    }
+    hex::encode(h.finalize())
+}
 
 /// Body of `POST /v1/transfers` (and `POST /v1/deposits`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

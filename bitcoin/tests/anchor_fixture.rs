@@ -10,9 +10,9 @@ use ark_groth16::Proof;
 use ark_serialize::CanonicalDeserialize;
 use bitcoin::hex::FromHex;
 use sha2::{Digest, Sha256};
+use veil_bitcoin::payload::compressed_proof_bytes;
+use veil_bitcoin::AnchorPayload;
 use veil_circuits::field;
-use veil_verifier::anchor::payload::compressed_proof_bytes;
-use veil_verifier::anchor::AnchorPayload;
 
 fn hex_bytes(s: &str) -> Vec<u8> {
     Vec::<u8>::from_hex(s.strip_prefix("0x").unwrap_or(s)).unwrap()

@@ -5,7 +5,7 @@
 //! a Bitcoin node that goes away).
 //!
 //! Other test crates can include this file with
-//! `#[path = "../../verifier/tests/support/bitcoind.rs"] mod bitcoind;` (it needs `tempfile` and
+//! `#[path = "../../bitcoin/tests/support/bitcoind.rs"] mod bitcoind;` (it needs `tempfile` and
 //! `tokio` as dev-dependencies and `veil-verifier`).
 
 #![allow(dead_code)]
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use veil_verifier::anchor::{BitcoinRpc, RpcAuth, RpcConfig, RpcError};
+use veil_bitcoin::{BitcoinRpc, RpcAuth, RpcConfig, RpcError};
 
 /// RPC credentials of the test node.
 pub const RPC_USER: &str = "rpc";
