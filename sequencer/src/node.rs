@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 
 use ark_bn254::Fr;
 use ark_ff::Zero;
-use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Notify};
 use veil_circuits::batch::{build_batch_admitted, BatchError, BatchShape, BuiltBatch};
 use veil_circuits::field;

@@ -15,7 +15,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Amount, FeeRate, OutPoint, TxOut, Txid};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use veil_bitcoin::{self, build_anchor_tx, AnchorPayload, OperatorKey, PrevOut};
+use veil_bitcoin::{build_anchor_tx, AnchorPayload, OperatorKey, PrevOut};
 use veil_circuits::batch::file::BatchFile;
 use veil_circuits::batch::BatchShape;
 use veil_circuits::field;
@@ -143,7 +143,7 @@ fn anchor_txs() -> Vec<bitcoin::Transaction> {
         outpoint: OutPoint::new(Txid::from_byte_array([7u8; 32]), 0),
         txout: TxOut {
             value: Amount::from_sat(100_000),
-            script_pubkey: key.script_pubkey(anchor::KeyKind::P2tr),
+            script_pubkey: key.script_pubkey(veil_bitcoin::KeyKind::P2tr),
         },
     };
     let rate = FeeRate::from_sat_per_vb(2).expect("a fee rate");
@@ -152,9 +152,9 @@ fn anchor_txs() -> Vec<bitcoin::Transaction> {
         .enumerate()
         .map(|(i, p)| {
             let kind = if i % 2 == 0 {
-                anchor::KeyKind::P2wpkh
+                veil_bitcoin::KeyKind::P2wpkh
             } else {
-                anchor::KeyKind::P2tr
+                veil_bitcoin::KeyKind::P2tr
             };
             let a = build_anchor_tx(&key, &prev, p, kind, rate).expect("an anchor builds");
             prev = a.change();
