@@ -37,6 +37,7 @@
 //! output of anchor `n` is output index 1 and is what anchor `n + 1` spends, so the anchors form
 //! one chain and a fork shows as a double spend.
 
+pub mod chain;
 pub mod operator;
 pub mod payload;
 pub mod rpc;

@@ -19,6 +19,7 @@ mod setup;
 mod util;
 mod verify;
 mod verify_chain;
+mod verify_from_bitcoin;
 mod wallet;
 
 use std::process::ExitCode;

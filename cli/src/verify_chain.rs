@@ -24,7 +24,11 @@ use ark_groth16::Proof;
 use bitcoin::{BlockHash, OutPoint, Transaction, Txid};
 use serde_json::{json, Value};
 use veil_bitcoin::tx::CHANGE_VOUT;
-use veil_bitcoin::{AnchorPayload, BitcoinRpc, RpcAuth, RpcConfig};
+use sha2::{Digest, Sha256};
+use veil_bitcoin::package::read_package;
+use veil_bitcoin::payload::{AnchorPayloadAny, AnchorPayloadV2};
+use veil_bitcoin::{proof_commitment, BitcoinRpc, RpcAuth, RpcConfig};
+use veil_verifier::da::{AnchorData, BatchData, TransferData};
 use veil_circuits::batch::BatchPublicInputs;
 use veil_circuits::field::to_hex;
 use veil_circuits::note::ciphertext_hash;
@@ -67,6 +71,10 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Trust nothing but Bitcoin: follow the chain of anchors from --genesis, read every
+    /// envelope, rebuild the state and verify every proof, without a node (--node is ignored).
+    #[arg(long, requires = "genesis")]
+    from_bitcoin: bool,
 }
 
 /// What one batch's checks derived (for its anchor's checks).
@@ -116,6 +124,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(|g| OutPoint::from_str(g).with_context(|| format!("--genesis {g:?} is not TXID:VOUT")))
         .transpose()?;
 
+    if args.from_bitcoin {
+        let genesis = expected_genesis.context("--from-bitcoin needs --genesis TXID:VOUT")?;
+        let rpc = BitcoinRpc::new(RpcConfig::new(args.bitcoin_rpc.clone(), auth))?;
+        return crate::verify_from_bitcoin::run(
+            rpc,
+            genesis,
+            &args.vk,
+            args.min_confirmations,
+            args.json,
+        );
+    }
+
     // Everything from the node first (its client is blocking), then Bitcoin.
     let client = NodeClient::new(&args.node)?;
     let state = client.state()?;
@@ -139,17 +159,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let mut problems = Problems(Vec::new());
     let derived = check_batches(&batches, shape, &vk.vk, &mut problems)?;
-    check_notes(&batches, &notes, &mut problems);
+    let ciphertexts = check_notes(&batches, &notes, &mut problems);
+    let data = node_anchor_data(&batches, &derived, &ciphertexts);
+    let node = NodeHistory {
+        batch_size: shape.batch_size as u64,
+        batches: &batches,
+        derived: &derived,
+        data: &data,
+    };
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let rpc = BitcoinRpc::new(RpcConfig::new(args.bitcoin_rpc.clone(), auth))?;
-    let (chain, genesis) = runtime.block_on(check_anchors(
+    let (chain, genesis, anchors) = runtime.block_on(check_anchors(
         &rpc,
-        &batches,
-        &derived,
+        &node,
         expected_genesis,
         args.min_confirmations,
         &mut problems,
@@ -168,6 +194,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 "ok": ok,
                 "batches": batches.len(),
                 "chain": chain,
+                "anchors": anchors,
                 "genesis": genesis.map(|g| g.to_string()),
                 "vk_sha256": vk.sha256,
                 "problems": list,
@@ -179,8 +206,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .map(|b| format!(", final root {}", to_hex(&b.public_inputs.new_state_root)))
             .unwrap_or_default();
         println!(
-            "ok: {} batches verified (one multi-pairing), roots chain from genesis{last}; {} anchors on {chain} chain from {}",
-            batches.len(),
+            "ok: {} batches verified (one multi-pairing), roots chain from genesis{last}; {anchors} anchors on {chain} chain from {}",
             batches.len(),
             genesis.map_or_else(|| "-".to_owned(), |g| g.to_string()),
         );
@@ -318,15 +344,18 @@ fn check_notes(
     batches: &[BatchInfo],
     notes: &BTreeMap<u64, PublishedNote>,
     problems: &mut Problems,
-) {
+) -> Vec<Option<Vec<[Vec<u8>; 2]>>> {
+    let mut published = Vec::with_capacity(batches.len());
     for b in batches {
         let Some(start) = b.note_start else {
             problems.add(
                 b.number,
                 "the node does not say where the batch's notes are",
             );
+            published.push(None);
             continue;
         };
+        let mut batch_cts = Some(Vec::with_capacity(b.public_data.len()));
         for (s, public) in b.public_data.iter().enumerate() {
             let mut ciphertexts: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
             let mut complete = true;
@@ -363,8 +392,14 @@ fn check_notes(
                     ),
                 );
             }
+            match (&mut batch_cts, complete) {
+                (Some(v), true) => v.push(ciphertexts),
+                _ => batch_cts = None,
+            }
         }
+        published.push(batch_cts);
     }
+    published
 }
 
 /// The transaction `txid` with its confirmations: from the mempool or `-txindex`, else from
@@ -406,59 +441,242 @@ async fn fetch_tx(
     Ok(Some((tx, confs)))
 }
 
-async fn check_anchors(
-    rpc: &BitcoinRpc,
+/// Each batch's data as it goes on Bitcoin (`None` where the node's data is incomplete, which
+/// is reported already).
+fn node_anchor_data(
     batches: &[BatchInfo],
     derived: &[Option<Derived>],
+    ciphertexts: &[Option<Vec<[Vec<u8>; 2]>>],
+) -> Vec<Option<BatchData>> {
+    batches
+        .iter()
+        .zip(derived)
+        .zip(ciphertexts)
+        .map(|((b, d), cts)| {
+            let proof = d.as_ref()?.proof_bytes.as_slice().try_into().ok()?;
+            let transfers = b
+                .public_data
+                .iter()
+                .zip(cts.as_ref()?)
+                .map(|(public, cts)| TransferData {
+                    public: *public,
+                    ciphertexts: cts.clone(),
+                })
+                .collect();
+            Some(BatchData { proof, transfers })
+        })
+        .collect()
+}
+
+/// What the node published, with what the batch checks derived from it.
+struct NodeHistory<'a> {
+    batch_size: u64,
+    batches: &'a [BatchInfo],
+    derived: &'a [Option<Derived>],
+    data: &'a [Option<BatchData>],
+}
+
+/// An anchor transaction as found on Bitcoin.
+struct FoundAnchor {
+    txid: Txid,
+    tx: Transaction,
+    confirmations: u64,
+    hint: Option<BlockHash>,
+}
+
+async fn find_anchor(
+    rpc: &BitcoinRpc,
+    n: u64,
+    b: &BatchInfo,
+    problems: &mut Problems,
+) -> Result<Option<FoundAnchor>> {
+    let Some(a) = &b.anchor else {
+        problems.add(n, "not anchored");
+        return Ok(None);
+    };
+    let Ok(txid) = Txid::from_str(&a.txid) else {
+        problems.add(n, format!("anchor txid {:?} is not a txid", a.txid));
+        return Ok(None);
+    };
+    let hint = a
+        .block_hash
+        .as_deref()
+        .and_then(|h| BlockHash::from_str(h).ok());
+    let Some((tx, confirmations)) = fetch_tx(rpc, &txid, hint).await? else {
+        problems.add(n, format!("anchor {txid} is not known to Bitcoin Core"));
+        return Ok(None);
+    };
+    if tx.compute_txid() != txid {
+        problems.add(
+            n,
+            format!("Bitcoin Core returned another transaction for {txid}"),
+        );
+        return Ok(None);
+    }
+    Ok(Some(FoundAnchor {
+        txid,
+        tx,
+        confirmations,
+        hint,
+    }))
+}
+
+/// Checks a version 2 anchor of batches `n..` against the node's data; returns the outpoint
+/// its package spends (the commit's input) and the number of batches it covers.
+async fn check_range_anchor(
+    rpc: &BitcoinRpc,
+    n: u64,
+    found: &FoundAnchor,
+    p: &AnchorPayloadV2,
+    node: &NodeHistory<'_>,
+    problems: &mut Problems,
+) -> Result<(Option<OutPoint>, u64)> {
+    let (batches, derived) = (node.batches, node.derived);
+    let txid = found.txid;
+    let count = u64::from(p.count);
+    let last = p.last_batch();
+    if p.first_batch != n {
+        problems.add(
+            n,
+            format!(
+                "anchor {txid} is for batches {}..={last}, not from batch {n}",
+                p.first_batch
+            ),
+        );
+        return Ok((None, 1));
+    }
+    if last as usize >= batches.len() {
+        problems.add(
+            n,
+            format!("anchor {txid} covers batches {n}..={last}, the node has {}", batches.len()),
+        );
+        return Ok((None, batches.len() as u64 - n));
+    }
+    let range = n as usize..=last as usize;
+    for m in range.clone().skip(1) {
+        let named = batches[m].anchor.as_ref().map(|a| a.txid.as_str());
+        if named != Some(txid.to_string().as_str()) {
+            problems.add(
+                m as u64,
+                format!("anchor {txid} covers this batch, the node names {named:?}"),
+            );
+        }
+    }
+    let node_data: Option<AnchorData> = range
+        .clone()
+        .map(|m| node.data[m].clone())
+        .collect::<Option<Vec<_>>>()
+        .map(|batches| AnchorData {
+            batch_size: node.batch_size,
+            first_batch: n,
+            batches,
+        });
+    let commitments: Option<Vec<[u8; 32]>> = range
+        .clone()
+        .map(|m| {
+            let d = derived[m].as_ref()?;
+            proof_commitment(&d.proof_bytes, &d.batch_hash).ok()
+        })
+        .collect();
+    let encoded = node_data.as_ref().and_then(|d| d.encode().ok());
+    if let (Some(bytes), Some(pcs)) = (&encoded, &commitments) {
+        let hash: [u8; 32] = Sha256::digest(bytes).into();
+        if !p.commits_to(&hash, pcs) {
+            problems.add(
+                n,
+                format!(
+                    "anchor {txid}'s range commitment is not over the node's data and the proof                      commitments sha256(proof || batch_hash) of batches {n}..={last}"
+                ),
+            );
+        }
+    }
+    if let Some(d) = &derived[last as usize] {
+        if p.new_state_root != d.new_root {
+            problems.add(
+                last,
+                format!(
+                    "anchor {txid} commits to root {}, the batch's new root is {}",
+                    to_hex(&p.new_state_root),
+                    to_hex(&d.new_root)
+                ),
+            );
+        }
+    }
+    // The envelope the anchor reveals carries the same data (one-envelope packages; larger
+    // ones are read in full by `--from-bitcoin`).
+    let Some(input) = found.tx.input.first().map(|i| i.previous_output) else {
+        problems.add(n, format!("anchor {txid} has no input"));
+        return Ok((None, count));
+    };
+    let Some((commit, _)) = fetch_tx(rpc, &input.txid, found.hint).await? else {
+        problems.add(
+            n,
+            format!("anchor {txid} spends {input}, whose transaction Bitcoin Core does not know"),
+        );
+        return Ok((None, count));
+    };
+    if commit.output.len() == 1 {
+        match read_package(&commit, &[], &found.tx) {
+            Ok(contents) => {
+                if let Some(bytes) = &encoded {
+                    if &contents.data != bytes {
+                        problems.add(
+                            n,
+                            format!(
+                                "anchor {txid}'s envelope does not carry the node's data for                                  batches {n}..={last}"
+                            ),
+                        );
+                    }
+                }
+            }
+            Err(e) => problems.add(n, format!("anchor {txid}'s envelope does not read: {e}")),
+        }
+    }
+    Ok((commit.input.first().map(|i| i.previous_output), count))
+}
+
+async fn check_anchors(
+    rpc: &BitcoinRpc,
+    node: &NodeHistory<'_>,
     expected_genesis: Option<OutPoint>,
     min_confirmations: u64,
     problems: &mut Problems,
-) -> Result<(String, Option<OutPoint>)> {
+) -> Result<(String, Option<OutPoint>, u64)> {
     let info = rpc
         .get_blockchain_info()
         .await
         .context("querying Bitcoin Core")?;
     let mut genesis = None;
-    let mut prev: Option<Txid> = None;
-    for (n, b) in batches.iter().enumerate() {
-        let n = n as u64;
-        let Some(a) = &b.anchor else {
-            problems.add(n, "not anchored");
+    let (batches, derived) = (node.batches, node.derived);
+    let mut prev: Option<(u64, Txid)> = None;
+    let mut anchors = 0;
+    let mut n = 0u64;
+    while (n as usize) < batches.len() {
+        let b = &batches[n as usize];
+        let Some(found) = find_anchor(rpc, n, b, problems).await? else {
             prev = None;
+            n += 1;
             continue;
         };
-        let Ok(txid) = Txid::from_str(&a.txid) else {
-            problems.add(n, format!("anchor txid {:?} is not a txid", a.txid));
-            prev = None;
-            continue;
-        };
-        let hint = a
-            .block_hash
-            .as_deref()
-            .and_then(|h| BlockHash::from_str(h).ok());
-        let Some((tx, confs)) = fetch_tx(rpc, &txid, hint).await? else {
-            problems.add(n, format!("anchor {txid} is not known to Bitcoin Core"));
-            prev = None;
-            continue;
-        };
+        anchors += 1;
+        let txid = found.txid;
         // Whatever else is wrong, the next anchor must spend this one.
-        let this_prev = prev.replace(txid);
-        if tx.compute_txid() != txid {
+        let this_prev = prev.replace((n, txid));
+        if found.confirmations < min_confirmations {
             problems.add(
                 n,
-                format!("Bitcoin Core returned another transaction for {txid}"),
-            );
-            continue;
-        }
-        if confs < min_confirmations {
-            problems.add(
-                n,
-                format!("anchor {txid} has {confs} confirmations in the best chain, fewer than {min_confirmations}"),
+                format!(
+                    "anchor {txid} has {} confirmations in the best chain, fewer than {min_confirmations}",
+                    found.confirmations
+                ),
             );
         }
-        match AnchorPayload::from_tx(&tx) {
-            Err(e) => problems.add(n, format!("anchor {txid} carries no Veil payload: {e}")),
-            Ok(p) => {
+        let (spends, count) = match AnchorPayloadAny::from_tx(&found.tx) {
+            Err(e) => {
+                problems.add(n, format!("anchor {txid} carries no Veil payload: {e}"));
+                (None, 1)
+            }
+            Ok(AnchorPayloadAny::V1(p)) => {
                 if p.batch_number != n {
                     problems.add(n, format!("anchor {txid} is for batch {}", p.batch_number));
                 }
@@ -480,35 +698,40 @@ async fn check_anchors(
                         );
                     }
                 }
+                if found.tx.input.len() != 1 {
+                    problems.add(
+                        n,
+                        format!("anchor {txid} has {} inputs, not 1", found.tx.input.len()),
+                    );
+                }
+                (found.tx.input.first().map(|i| i.previous_output), 1)
+            }
+            Ok(AnchorPayloadAny::V2(p)) => {
+                check_range_anchor(rpc, n, &found, &p, node, problems).await?
+            }
+        };
+        if let Some(spends) = spends {
+            if n == 0 {
+                genesis = Some(spends);
+                if let Some(g) = expected_genesis.filter(|g| *g != spends) {
+                    problems.add(
+                        0,
+                        format!("anchor {txid} spends {spends}, not the genesis outpoint {g}"),
+                    );
+                }
+            } else {
+                match this_prev {
+                    Some((_, p)) if spends == OutPoint::new(p, CHANGE_VOUT) => {}
+                    Some((first, p)) => problems.add(
+                        n,
+                        format!("anchor {txid}'s package spends {spends}, not the change {p}:{CHANGE_VOUT} of the anchor of batch {first}: the chain of anchors is broken"),
+                    ),
+                    // The previous anchor is already reported.
+                    None => {}
+                }
             }
         }
-        if tx.input.len() != 1 {
-            problems.add(
-                n,
-                format!("anchor {txid} has {} inputs, not 1", tx.input.len()),
-            );
-            continue;
-        }
-        let spends = tx.input[0].previous_output;
-        if n == 0 {
-            genesis = Some(spends);
-            if let Some(g) = expected_genesis.filter(|g| *g != spends) {
-                problems.add(
-                    0,
-                    format!("anchor {txid} spends {spends}, not the genesis outpoint {g}"),
-                );
-            }
-        } else {
-            match this_prev {
-                Some(p) if spends == OutPoint::new(p, CHANGE_VOUT) => {}
-                Some(p) => problems.add(
-                    n,
-                    format!("anchor {txid} spends {spends}, not batch {}'s anchor change {p}:{CHANGE_VOUT}: the chain of anchors is broken", n - 1),
-                ),
-                // The previous anchor is already reported.
-                None => {}
-            }
-        }
+        n += count.max(1);
     }
-    Ok((info.chain, genesis))
+    Ok((info.chain, genesis, anchors))
 }

@@ -1,7 +1,14 @@
-//! Bitcoin anchoring in the node (DESIGN §11): the background anchorer that commits each proven
-//! batch's new state root to Bitcoin in a chained `OP_RETURN` transaction, using the library in
-//! `veil_bitcoin` (payload, transaction building and signing, fee bumps, the Bitcoin
-//! Core JSON-RPC client).
+//! Bitcoin anchoring in the node (DESIGN §11, docs/data-on-bitcoin.md): the background anchorer
+//! that puts every proven batch's data and proof on Bitcoin and commits to the new state root,
+//! using `veil_bitcoin` (payloads, envelope packages, signing, fee bumps, the Bitcoin Core
+//! JSON-RPC client).
+//!
+//! One anchor covers every batch proven since the previous anchor (a range `a..=b`, as many as
+//! one envelope carries: [`MAX_ENVELOPE_DATA`] bytes of anchor data, about 1,290 transfers). It
+//! is a package of two transactions: the commit, spending the previous anchor's change into a
+//! Taproot envelope output, and the anchor, revealing the range's data from that output and
+//! carrying the version 2 payload (`OP_RETURN`) and the new change. The record keeps both; the
+//! anchor transaction is what is tracked, bumped and spent next.
 //!
 //! Each pass of [`Anchorer::pass`]:
 //! 1. checks Bitcoin Core runs the configured chain and has `-txindex`;
@@ -27,19 +34,23 @@
 //!    (the new chain spent it otherwise) fails the pass with [`AnchorError::InputGone`], which
 //!    says so; it is retried like any failure, but needs the operator;
 //! 4. fee-bumps (RBF) the newest anchor when it is still unconfirmed `bump_after_blocks` blocks
-//!    after its broadcast: the replacement is persisted before it is broadcast, and every
-//!    version is looked for on Bitcoin, so whichever one confirms is the one the chain
-//!    continues from;
-//! 5. anchors the next proven batch once the previous anchor is in the best chain: the new
-//!    anchor spends the previous anchor's change (batch 0: the configured genesis outpoint), is
-//!    persisted in redb as `signed` BEFORE it is broadcast, passes `testmempoolaccept`, then is
-//!    sent. A node killed between the two re-broadcasts the same transaction (same txid) on
-//!    restart, so a batch is never anchored twice and the chain of spends never forks.
+//!    after its broadcast: only the anchor transaction is re-signed (the envelope it reveals
+//!    and the commit stay valid); while the commit is unconfirmed too, the new anchor pays the
+//!    new rate for both (child pays for parent). The replacement is persisted before it is
+//!    broadcast, and every version is looked for on Bitcoin, so whichever one confirms is the
+//!    one the chain continues from;
+//! 5. anchors every batch proven since the previous anchor once that anchor is in the best
+//!    chain: the new package's commit spends the previous anchor's change (the first: the
+//!    configured genesis outpoint); the package is persisted in redb as `signed` BEFORE it is
+//!    broadcast, each transaction passes `testmempoolaccept`, then is sent, commit first. A node
+//!    killed between the two re-broadcasts the same transactions (same txids) on restart, so a
+//!    batch is never anchored twice and the chain of spends never forks.
 //!
 //! Anchors are made strictly in batch order and only on top of a confirmed predecessor, so the
 //! version of an anchor that the next one spends never changes once it is spent (fee bumps only
-//! ever touch the newest anchor, which nothing spends yet). That costs at most one anchor per
-//! Bitcoin block; batches proven faster than that wait their turn. A pass that fails (Bitcoin
+//! ever touch the newest anchor, which nothing spends yet). That makes at most one anchor per
+//! Bitcoin block, but each covers every batch proven meanwhile, so anchoring does not limit
+//! throughput: a block's anchor carries up to about 1,290 transfers. A pass that fails (Bitcoin
 //! Core down, a refusal) is retried with exponential backoff; the API and proving never wait on
 //! it.
 //!
@@ -58,12 +69,17 @@ use std::time::Duration;
 use bitcoin::consensus::encode::{deserialize, serialize};
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+use sha2::{Digest, Sha256};
+use veil_bitcoin::tx::CHANGE_VOUT;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use veil_bitcoin::rpc::BlockchainInfo;
+use veil_bitcoin::envelope::MAX_ENVELOPE_DATA;
+use veil_bitcoin::package::{build_anchor_package, AnchorPackage, BumpScope, PackageError};
+use veil_bitcoin::payload::AnchorPayloadV2;
 use veil_bitcoin::{
-    build_anchor_tx, AnchorPayload, AnchorTx, AnchorTxError, BitcoinRpc, OperatorKey,
-    OperatorKeyError, PayloadError, PrevOut, RpcError,
+    proof_commitment, AnchorTxError, BitcoinRpc, OperatorKey, OperatorKeyError, PayloadError,
+    PrevOut, RpcError,
 };
 
 use crate::config::AnchorConfig;
@@ -97,6 +113,9 @@ pub enum AnchorError {
     /// A payload.
     #[error(transparent)]
     Payload(#[from] PayloadError),
+    /// Building or reading an envelope package.
+    #[error(transparent)]
+    Package(#[from] PackageError),
     /// The node's storage.
     #[error(transparent)]
     Node(#[from] NodeError),
@@ -185,13 +204,26 @@ async fn blocking<T: Send + 'static>(
         .map_err(AnchorError::from)
 }
 
-fn version_of(a: &AnchorTx) -> AnchorVersion {
+fn version_of(p: &AnchorPackage) -> AnchorVersion {
     AnchorVersion {
-        txid: a.txid().to_byte_array(),
-        raw_tx: serialize(&a.tx),
-        fee_sat: a.fee.to_sat(),
-        target_sat_per_kwu: a.target_fee_rate.to_sat_per_kwu(),
+        txid: p.anchor_txid().to_byte_array(),
+        raw_tx: serialize(&p.anchor),
+        fee_sat: p.anchor_fee.to_sat(),
+        target_sat_per_kwu: p.fee_rate.to_sat_per_kwu(),
     }
+}
+
+/// The commit and reveal transactions of an anchor record.
+pub fn prelude_txs(rec: &AnchorRecord) -> Result<Vec<Transaction>, AnchorError> {
+    rec.prelude
+        .iter()
+        .map(|raw| {
+            deserialize(raw).map_err(|e| AnchorError::Corrupt {
+                batch: rec.batch,
+                message: format!("stored data transaction: {e}"),
+            })
+        })
+        .collect()
 }
 
 /// The transaction of an anchor version.
@@ -202,18 +234,34 @@ pub fn version_tx(batch: u64, v: &AnchorVersion) -> Result<Transaction, AnchorEr
     })
 }
 
-/// `{txid, status, confirmations, block_hash, block_height, fee_sat, vsize, versions}` of an
-/// anchor record, as served in `GET /v1/batches/{n}`.
+/// `{txid, first_batch, last_batch, commit_txid, reveal_txids, status, confirmations,
+/// block_hash, block_height, fee_sat, vsize, versions}` of an anchor record, as served in
+/// `GET /v1/batches/{n}`: `txid` is the anchor transaction's; `fee_sat` and `vsize` are the
+/// whole package's (commit, reveals and anchor).
 pub fn anchor_json(rec: &AnchorRecord) -> Value {
     let cur = rec.current();
-    let vsize = version_tx(rec.batch, cur).map(|t| t.vsize()).ok();
+    let anchor = version_tx(rec.batch, cur).ok();
+    let prelude = prelude_txs(rec).unwrap_or_default();
+    let vsize = anchor
+        .as_ref()
+        .map(|t| t.vsize() + prelude.iter().map(Transaction::vsize).sum::<usize>());
+    // Everything the package spent that is not the new change went to fees.
+    let fee_sat = anchor
+        .as_ref()
+        .and_then(|t| t.output.get(CHANGE_VOUT as usize))
+        .map(|change| rec.prev_value_sat.saturating_sub(change.value.to_sat()));
+    let txid = |t: &Transaction| t.compute_txid().to_string();
     json!({
         "txid": txid_hex(&cur.txid),
+        "first_batch": rec.batch,
+        "last_batch": rec.last_batch(),
+        "commit_txid": prelude.first().map(txid),
+        "reveal_txids": prelude.iter().skip(1).map(txid).collect::<Vec<_>>(),
         "status": rec.status.as_str(),
         "confirmations": rec.confirmations,
         "block_hash": rec.block_hash.as_ref().map(txid_hex),
         "block_height": rec.block_height,
-        "fee_sat": cur.fee_sat,
+        "fee_sat": fee_sat,
         "vsize": vsize,
         "versions": rec.versions.iter().map(|v| txid_hex(&v.txid)).collect::<Vec<_>>(),
     })
@@ -381,11 +429,14 @@ impl Anchorer {
         let anchored = records
             .iter()
             .take_while(|r| r.status == AnchorStatus::Anchored)
-            .count() as u64;
+            .last()
+            .map_or(0, AnchorRecord::end);
         let m = &self.node.metrics;
         m.anchored_height.store(anchored, Ordering::Relaxed);
-        m.anchor_signed_height
-            .store(records.len() as u64, Ordering::Relaxed);
+        m.anchor_signed_height.store(
+            records.last().map_or(0, AnchorRecord::end),
+            Ordering::Relaxed,
+        );
     }
 
     async fn check_node(&self) -> Result<BlockchainInfo, AnchorError> {
@@ -430,8 +481,8 @@ impl Anchorer {
             self.maybe_bump(last, tip).await?;
         }
 
-        // 5. Anchor the next proven batch once the previous anchor is in the best chain.
-        let next = records.len() as u64;
+        // 5. Anchor every batch proven since, once the previous anchor is in the best chain.
+        let next = records.last().map_or(0, AnchorRecord::end);
         let proven = self.node.state_view().proven_height;
         let ready = match records.last() {
             None => true,
@@ -441,7 +492,7 @@ impl Anchorer {
             ),
         };
         if next < proven && ready {
-            let rec = self.anchor_batch(next, records.last(), tip).await?;
+            let rec = self.anchor_range(next, proven - 1, records.last(), tip).await?;
             records.push(rec);
             self.update_heights(&records);
         }
@@ -586,8 +637,9 @@ impl Anchorer {
                 if *rec != before {
                     self.store(rec).await?;
                 }
-                self.broadcast(rec.batch, &tx, BroadcastKind::Stored { after_reorg })
-                    .await?;
+                let kind = BroadcastKind::Stored { after_reorg };
+                self.broadcast_prelude(rec, kind).await?;
+                self.broadcast(rec.batch, &tx, kind).await?;
                 rec.status = AnchorStatus::Unconfirmed;
                 rec.broadcast_height = Some(tip);
             }
@@ -667,34 +719,54 @@ impl Anchorer {
         }
     }
 
-    fn anchor_tx(&self, rec: &AnchorRecord, i: usize) -> Result<AnchorTx, AnchorError> {
-        let v = &rec.versions[i];
-        let tx = version_tx(rec.batch, v)?;
-        let corrupt = |message: &str| AnchorError::Corrupt {
-            batch: rec.batch,
-            message: message.to_owned(),
-        };
-        if tx.input.len() != 1 || tx.output.len() != 2 {
-            return Err(corrupt("not a one-input, two-output anchor"));
+    /// Re-broadcasts, in order, the commit and reveals of `rec` that the Bitcoin node has
+    /// neither in its mempool nor in a block of the best chain (a reorg, or a node that lost its
+    /// mempool), so the anchor that spends them can follow.
+    async fn broadcast_prelude(
+        &self,
+        rec: &AnchorRecord,
+        kind: BroadcastKind,
+    ) -> Result<(), AnchorError> {
+        for tx in prelude_txs(rec)? {
+            let held = match self.rpc.get_raw_transaction(&tx.compute_txid()).await? {
+                Some(rt) => rt.blockhash.is_none() || rt.confirmations > 0,
+                None => false,
+            };
+            if !held {
+                self.broadcast(rec.batch, &tx, kind).await?;
+            }
         }
-        let change_kind = self
-            .key
-            .kind_of(&tx.output[1].script_pubkey)
-            .ok_or_else(|| corrupt("change is not the operator's"))?;
-        Ok(AnchorTx {
-            prev: PrevOut {
-                outpoint: tx.input[0].previous_output,
-                txout: TxOut {
-                    value: Amount::from_sat(rec.prev_value_sat),
-                    script_pubkey: ScriptBuf::from_bytes(rec.prev_script.clone()),
-                },
+        Ok(())
+    }
+
+    /// Version `i` of `rec` as a package (for fee bumps).
+    fn package(&self, rec: &AnchorRecord, i: usize) -> Result<AnchorPackage, AnchorError> {
+        let v = &rec.versions[i];
+        let anchor = version_tx(rec.batch, v)?;
+        let mut prelude = prelude_txs(rec)?.into_iter();
+        let commit = prelude.next().ok_or_else(|| AnchorError::Corrupt {
+            batch: rec.batch,
+            message: "no commit transaction".into(),
+        })?;
+        let prev = PrevOut {
+            outpoint: commit
+                .input
+                .first()
+                .map(|i| i.previous_output)
+                .unwrap_or_default(),
+            txout: TxOut {
+                value: Amount::from_sat(rec.prev_value_sat),
+                script_pubkey: ScriptBuf::from_bytes(rec.prev_script.clone()),
             },
-            payload: AnchorPayload::from_tx(&tx)?,
-            change_kind,
-            fee: Amount::from_sat(v.fee_sat),
-            target_fee_rate: FeeRate::from_sat_per_kwu(v.target_sat_per_kwu),
-            tx,
-        })
+        };
+        Ok(AnchorPackage::from_transactions(
+            &self.key,
+            prev,
+            commit,
+            prelude.collect(),
+            anchor,
+            FeeRate::from_sat_per_kwu(v.target_sat_per_kwu),
+        )?)
     }
 
     async fn maybe_bump(&self, rec: &mut AnchorRecord, tip: u64) -> Result<(), AnchorError> {
@@ -707,21 +779,32 @@ impl Anchorer {
         {
             return Ok(());
         }
-        let last = self.anchor_tx(rec, rec.versions.len() - 1)?;
-        if last.target_fee_rate >= self.settings.max_fee_rate {
+        let last = self.package(rec, rec.versions.len() - 1)?;
+        if last.fee_rate >= self.settings.max_fee_rate {
             tracing::warn!(batch = rec.batch, "anchor stuck at the maximum fee rate");
             return Ok(());
         }
         let policy = self.settings.fee.fee_rate(&self.rpc).await?;
-        let doubled = FeeRate::from_sat_per_kwu(last.target_fee_rate.to_sat_per_kwu() * 2);
+        let doubled = FeeRate::from_sat_per_kwu(last.fee_rate.to_sat_per_kwu() * 2);
         let rate = policy.max(doubled).min(self.settings.max_fee_rate);
-        let bumped = last.bump_fee(&self.key, rate)?;
+        // While the commit waits too, the new anchor pays for both (child pays for parent).
+        let commit_in_block = self
+            .rpc
+            .get_raw_transaction(&last.commit.compute_txid())
+            .await?
+            .is_some_and(|rt| rt.confirmations > 0);
+        let scope = if commit_in_block {
+            BumpScope::Anchor
+        } else {
+            BumpScope::AnchorAndCommit
+        };
+        let bumped = last.bump_anchor(&self.key, rate, scope)?;
         tracing::info!(
             batch = rec.batch,
-            old = %last.txid(),
-            new = %bumped.txid(),
-            old_fee = last.fee.to_sat(),
-            new_fee = bumped.fee.to_sat(),
+            old = %last.anchor_txid(),
+            new = %bumped.anchor_txid(),
+            old_fee = last.anchor_fee.to_sat(),
+            new_fee = bumped.anchor_fee.to_sat(),
             "fee-bumping a stuck anchor (RBF)"
         );
         rec.versions.push(version_of(&bumped));
@@ -734,7 +817,7 @@ impl Anchorer {
             .anchor_fee_bumps
             .fetch_add(1, Ordering::Relaxed);
         self.hit_failpoint("abort-after-bump-persist");
-        self.broadcast(rec.batch, &bumped.tx, BroadcastKind::New)
+        self.broadcast(rec.batch, &bumped.anchor, BroadcastKind::New)
             .await?;
         rec.status = AnchorStatus::Unconfirmed;
         self.store(rec).await
@@ -756,9 +839,32 @@ impl Anchorer {
         })
     }
 
-    async fn anchor_batch(
+    /// The anchor data of `first..=last`, cut to what one envelope carries (and a payload
+    /// counts): every batch when they fit, else the longest prefix that does (at least one).
+    async fn range_data(
         &self,
-        n: u64,
+        first: u64,
+        last: u64,
+    ) -> Result<(veil_verifier::da::AnchorData, Vec<u8>), AnchorError> {
+        let last = last.min(first + u64::from(u16::MAX) - 1);
+        let node = self.node.clone();
+        let mut data = blocking(move || node.anchor_data(first, last)).await?;
+        loop {
+            let bytes = data
+                .encode()
+                .map_err(|e| AnchorError::Node(NodeError::AnchorData(e)))?;
+            if bytes.len() <= MAX_ENVELOPE_DATA || data.batches.len() == 1 {
+                return Ok((data, bytes));
+            }
+            let keep = data.batches.len() / 2;
+            data.batches.truncate(keep);
+        }
+    }
+
+    async fn anchor_range(
+        &self,
+        first: u64,
+        last: u64,
         prev_rec: Option<&AnchorRecord>,
         tip: u64,
     ) -> Result<AnchorRecord, AnchorError> {
@@ -766,29 +872,58 @@ impl Anchorer {
             None => self.genesis_prevout().await?,
             Some(p) => {
                 let i = p.confirmed.unwrap_or(p.versions.len() - 1);
-                self.anchor_tx(p, i)?.change()
+                let tx = version_tx(p.batch, &p.versions[i])?;
+                let change = tx
+                    .output
+                    .get(CHANGE_VOUT as usize)
+                    .cloned()
+                    .ok_or_else(|| AnchorError::Corrupt {
+                        batch: p.batch,
+                        message: "anchor without a change output".into(),
+                    })?;
+                PrevOut {
+                    outpoint: OutPoint::new(tx.compute_txid(), CHANGE_VOUT),
+                    txout: change,
+                }
             }
         };
+        let (data, bytes) = self.range_data(first, last).await?;
+        let last = data.last_batch();
+        let count = last - first + 1;
+        // Each batch's `(proof, batch_hash)` and the last new state root.
         let node = self.node.clone();
-        let view = blocking(move || node.batch(n))
-            .await?
-            .ok_or_else(|| AnchorError::Corrupt {
-                batch: n,
-                message: "batch missing".into(),
-            })?;
-        let proof = view.proof.ok_or_else(|| AnchorError::Corrupt {
-            batch: n,
-            message: "proof missing".into(),
-        })?;
-        let pi = view.record.public_inputs;
-        let payload = AnchorPayload::new(n, pi.new_state_root, &proof, &pi.batch_hash)?;
+        let records = blocking(move || {
+            (first..=last)
+                .map(|n| {
+                    node.batch(n)?
+                        .map(|v| v.record.public_inputs)
+                        .ok_or(NodeError::NotProven(n))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        let commitments = data
+            .batches
+            .iter()
+            .zip(&records)
+            .map(|(b, pi)| proof_commitment(&b.proof, &pi.batch_hash))
+            .collect::<Result<Vec<_>, _>>()?;
+        let root = records.last().expect("at least one batch").new_state_root;
+        let data_hash: [u8; 32] = Sha256::digest(&bytes).into();
+        let payload = AnchorPayloadV2::new(first, root, &data_hash, &commitments)?;
         let rate = self.settings.fee.fee_rate(&self.rpc).await?;
-        let anchor = build_anchor_tx(&self.key, &prev, &payload, self.settings.kind, rate)?;
+        let package =
+            build_anchor_package(&self.key, &prev, &payload, &bytes, self.settings.kind, rate)?;
         let mut rec = AnchorRecord {
-            batch: n,
+            batch: first,
+            count,
             prev_value_sat: prev.txout.value.to_sat(),
             prev_script: prev.txout.script_pubkey.to_bytes(),
-            versions: vec![version_of(&anchor)],
+            prelude: std::iter::once(&package.commit)
+                .chain(&package.reveals)
+                .map(serialize)
+                .collect(),
+            versions: vec![version_of(&package)],
             status: AnchorStatus::Signed,
             confirmed: None,
             block_hash: None,
@@ -796,20 +931,24 @@ impl Anchorer {
             confirmations: 0,
             broadcast_height: None,
         };
-        // Durable before broadcast: a crash from here on re-broadcasts this very transaction.
+        // Durable before broadcast: a crash from here on re-broadcasts these very transactions.
         let node = self.node.clone();
         let r = rec.clone();
         blocking(move || node.insert_anchor(&r)).await?;
         tracing::info!(
-            batch = n,
-            txid = %anchor.txid(),
+            batches = %format!("{first}..={last}"),
+            txid = %package.anchor_txid(),
+            commit = %package.commit.compute_txid(),
             spends = %prev.outpoint,
-            fee = anchor.fee.to_sat(),
-            vsize = anchor.vsize(),
+            data_bytes = bytes.len(),
+            fee = package.total_fee().to_sat(),
+            vsize = package.total_vsize(),
             "anchor signed and stored"
         );
         self.hit_failpoint("abort-after-persist");
-        self.broadcast(n, &anchor.tx, BroadcastKind::New).await?;
+        self.broadcast_prelude(&rec, BroadcastKind::New).await?;
+        self.broadcast(first, &package.anchor, BroadcastKind::New)
+            .await?;
         rec.status = AnchorStatus::Unconfirmed;
         rec.broadcast_height = Some(tip);
         self.store(&rec).await?;

@@ -42,8 +42,9 @@ const META_SHAPE: &str = "shape";
 const META_FORMAT: &str = "format";
 
 /// The record format this build reads and writes (2: a transfer's public data carries its
-/// `ciphertext_hash`). A store of another format is refused at open, never misread.
-pub const STORE_FORMAT: u32 = 2;
+/// `ciphertext_hash`; 3: an anchor record covers a range of batches and keeps the transactions
+/// that carry their data). A store of another format is refused at open, never misread.
+pub const STORE_FORMAT: u32 = 3;
 const META_NEXT_SEQ: &str = "next_seq";
 const META_BATCH_HEIGHT: &str = "batch_height";
 const META_PROVEN_HEIGHT: &str = "proven_height";
@@ -257,17 +258,28 @@ pub struct AnchorVersion {
     pub target_sat_per_kwu: u64,
 }
 
-/// The anchor of one proven batch: every version ever signed (oldest first; each persisted
-/// before it was broadcast) and where it is on Bitcoin.
+/// The anchor of a range of proven batches `batch ..= batch + count - 1` (DESIGN §11,
+/// docs/data-on-bitcoin.md): the transactions that put the range's data on Bitcoin
+/// (`prelude`: the commit transaction, then any reveals), every signed version of the anchor
+/// transaction that reveals the last envelope and carries the payload (oldest first; each
+/// persisted before it was broadcast), and where it is on Bitcoin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnchorRecord {
-    /// The batch it anchors.
+    /// The first batch it anchors.
     pub batch: u64,
-    /// Value (sat) of the output every version spends (its outpoint is in the transaction).
+    /// How many batches it anchors (at least one).
+    pub count: u64,
+    /// Value (sat) of the output the commit transaction spends (the previous anchor's change,
+    /// or the genesis outpoint).
     pub prev_value_sat: u64,
-    /// Script of the output every version spends.
+    /// Script of that output.
     pub prev_script: Vec<u8>,
-    /// Signed versions, oldest first; the last is the one broadcast now.
+    /// The commit transaction and the reveals before the anchor, consensus-encoded, in
+    /// broadcast order. A fee bump re-signs only the anchor transaction, so every version shares
+    /// them.
+    pub prelude: Vec<Vec<u8>>,
+    /// Signed versions of the anchor transaction, oldest first; the last is the one broadcast
+    /// now.
     pub versions: Vec<AnchorVersion>,
     /// Status.
     pub status: AnchorStatus,
@@ -288,6 +300,21 @@ impl AnchorRecord {
     pub fn current(&self) -> &AnchorVersion {
         let i = self.confirmed.unwrap_or(self.versions.len() - 1);
         &self.versions[i]
+    }
+
+    /// The last batch it anchors.
+    pub fn last_batch(&self) -> u64 {
+        self.batch + self.count - 1
+    }
+
+    /// The batch after its range (where the next anchor starts).
+    pub fn end(&self) -> u64 {
+        self.batch + self.count
+    }
+
+    /// Whether it anchors batch `n`.
+    pub fn covers(&self, n: u64) -> bool {
+        (self.batch..self.end()).contains(&n)
     }
 }
 
@@ -658,48 +685,59 @@ impl Store {
         Ok(out)
     }
 
-    /// Batch `n`'s anchor record.
+    /// The anchor record covering batch `n`.
     pub fn anchor(&self, n: u64) -> Result<Option<AnchorRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(ANCHORS)?;
-        let v = t.get(n)?;
-        v.map(|v| decode(v.value(), "anchor")).transpose()
+        let Some(entry) = t.range(..=n)?.next_back() else {
+            return Ok(None);
+        };
+        let rec: AnchorRecord = decode(entry?.1.value(), "anchor")?;
+        Ok(rec.covers(n).then_some(rec))
     }
 
-    /// Every anchor record from batch `from` on, in batch order.
+    /// Every anchor record covering batch `from` or later, in batch order.
     pub fn anchors_from(&self, from: u64) -> Result<Vec<AnchorRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(ANCHORS)?;
         let mut out = Vec::new();
-        for entry in t.range(from..)? {
-            let (_, v) = entry?;
-            out.push(decode(v.value(), "anchor")?);
+        for entry in t.iter()? {
+            let rec: AnchorRecord = decode(entry?.1.value(), "anchor")?;
+            if rec.end() > from {
+                out.push(rec);
+            }
         }
         Ok(out)
     }
 
-    /// Number of batches with an anchor record (they are made in order from batch 0).
+    /// Number of batches covered by an anchor record (records are made in order from batch 0,
+    /// without gaps).
     pub fn anchor_count(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
-        Ok(txn.open_table(ANCHORS)?.len()?)
+        let t = txn.open_table(ANCHORS)?;
+        let last = t.last()?;
+        match last {
+            None => Ok(0),
+            Some((_, v)) => Ok(decode::<AnchorRecord>(v.value(), "anchor")?.end()),
+        }
     }
 
-    /// Stores a NEW anchor record (durable on `Ok`, before its transaction is broadcast). It
-    /// must be for the next batch in order, which must be proven: a batch is never anchored
-    /// twice nor skipped.
+    /// Stores a NEW anchor record (durable on `Ok`, before its transactions are broadcast). It
+    /// must start at the first batch not yet anchored and cover only proven batches: a batch is
+    /// never anchored twice nor skipped.
     pub fn insert_anchor(&self, rec: &AnchorRecord) -> Result<(), StoreError> {
-        if rec.versions.is_empty() {
+        if rec.versions.is_empty() || rec.count == 0 {
             return Err(StoreError::Corrupt(
-                "anchor record without a version".into(),
+                "anchor record without a version or a batch".into(),
             ));
         }
+        let next = self.anchor_count()?;
         let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(ANCHORS)?;
-            let count = t.len()?;
-            if rec.batch != count {
+            if rec.batch != next {
                 return Err(StoreError::Corrupt(format!(
-                    "anchoring batch {} with {count} anchors stored",
+                    "anchoring batch {} when the next batch to anchor is {next}",
                     rec.batch
                 )));
             }
@@ -708,10 +746,11 @@ impl Store {
                 Some(v) => decode(v.value(), "proven height")?,
                 None => 0,
             };
-            if rec.batch >= proven {
+            if rec.end() > proven {
                 return Err(StoreError::Corrupt(format!(
-                    "anchoring batch {} at proven height {proven}",
-                    rec.batch
+                    "anchoring batches {}..={} at proven height {proven}",
+                    rec.batch,
+                    rec.last_batch()
                 )));
             }
             t.insert(rec.batch, encode(rec).as_slice())?;
@@ -735,9 +774,12 @@ impl Store {
                     )))
                 }
             };
-            if !rec.versions.starts_with(&old.versions) {
+            if !rec.versions.starts_with(&old.versions)
+                || (rec.count, &rec.prelude) != (old.count, &old.prelude)
+            {
                 return Err(StoreError::Corrupt(format!(
-                    "update of batch {}'s anchor drops a signed version",
+                    "update of batch {}'s anchor drops a signed version or changes its range \
+                     or its data transactions",
                     rec.batch
                 )));
             }
@@ -897,7 +939,8 @@ mod tests {
         ));
         rewrite(Some(STORE_FORMAT + 1));
         let err = Store::open(dir.path(), shape()).err().unwrap();
-        assert!(err.to_string().contains("store format 3"), "{err}");
+        let want = format!("store format {}", STORE_FORMAT + 1);
+        assert!(err.to_string().contains(&want), "{err}");
         rewrite(Some(STORE_FORMAT));
         assert!(Store::open(dir.path(), shape()).is_ok());
     }
@@ -913,11 +956,13 @@ mod tests {
         ));
     }
 
-    fn anchor(n: u64, txid: u8) -> AnchorRecord {
+    fn anchor(n: u64, count: u64, txid: u8) -> AnchorRecord {
         AnchorRecord {
             batch: n,
+            count,
             prev_value_sat: 1000,
             prev_script: vec![0x51],
+            prelude: vec![vec![txid, 7]],
             versions: vec![AnchorVersion {
                 txid: [txid; 32],
                 raw_tx: vec![1, 2, 3],
@@ -934,39 +979,53 @@ mod tests {
     }
 
     #[test]
-    fn anchors_are_made_in_order_for_proven_batches_and_keep_versions() {
+    fn anchors_cover_proven_ranges_in_order_and_keep_versions() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path(), shape()).unwrap();
             // Not proven yet.
-            assert!(store.insert_anchor(&anchor(0, 1)).is_err());
-            store.store_proof(0, &[1u8; 128]).unwrap();
-            store.store_proof(1, &[2u8; 128]).unwrap();
-            // Out of order.
-            assert!(store.insert_anchor(&anchor(1, 1)).is_err());
-            store.insert_anchor(&anchor(0, 1)).unwrap();
-            // Twice.
-            assert!(store.insert_anchor(&anchor(0, 9)).is_err());
-            store.insert_anchor(&anchor(1, 2)).unwrap();
-            assert!(store.insert_anchor(&anchor(2, 3)).is_err());
-            let mut bumped = anchor(1, 2);
-            bumped.versions.push(anchor(1, 4).versions[0].clone());
+            assert!(store.insert_anchor(&anchor(0, 1, 1)).is_err());
+            for n in 0..4 {
+                store.store_proof(n, &[n as u8; 128]).unwrap();
+            }
+            // Out of order, empty, or past the proven height.
+            assert!(store.insert_anchor(&anchor(1, 1, 1)).is_err());
+            assert!(store.insert_anchor(&anchor(0, 0, 1)).is_err());
+            assert!(store.insert_anchor(&anchor(0, 5, 1)).is_err());
+            store.insert_anchor(&anchor(0, 3, 1)).unwrap();
+            // Twice, or overlapping.
+            assert!(store.insert_anchor(&anchor(0, 1, 9)).is_err());
+            assert!(store.insert_anchor(&anchor(2, 2, 9)).is_err());
+            store.insert_anchor(&anchor(3, 1, 2)).unwrap();
+            assert!(store.insert_anchor(&anchor(4, 1, 3)).is_err());
+            let mut bumped = anchor(3, 1, 2);
+            bumped.versions.push(anchor(3, 1, 4).versions[0].clone());
             bumped.status = AnchorStatus::Unconfirmed;
             store.update_anchor(&bumped).unwrap();
-            // A version can never be dropped.
-            assert!(store.update_anchor(&anchor(1, 4)).is_err());
-            assert!(store.update_anchor(&anchor(5, 4)).is_err());
+            // A version can never be dropped, nor the range or data transactions changed.
+            assert!(store.update_anchor(&anchor(3, 1, 4)).is_err());
+            assert!(store.update_anchor(&anchor(5, 1, 4)).is_err());
+            let mut grown = bumped.clone();
+            grown.count = 2;
+            assert!(store.update_anchor(&grown).is_err());
+            let mut other_data = bumped.clone();
+            other_data.prelude[0][1] = 8;
+            assert!(store.update_anchor(&other_data).is_err());
         }
         let store = Store::open(dir.path(), shape()).unwrap();
-        assert_eq!(store.anchor_count().unwrap(), 2);
+        assert_eq!(store.anchor_count().unwrap(), 4);
         let all = store.anchors_from(0).unwrap();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[0], anchor(0, 1));
+        assert_eq!(all[0], anchor(0, 3, 1));
         assert_eq!(all[1].versions.len(), 2);
         assert_eq!(all[1].current().txid, [4u8; 32]);
-        assert_eq!(store.anchor(1).unwrap().unwrap(), all[1]);
-        assert_eq!(store.anchors_from(1).unwrap().len(), 1);
-        assert!(store.anchor(2).unwrap().is_none());
+        for n in 0..3 {
+            assert_eq!(store.anchor(n).unwrap().unwrap(), all[0]);
+        }
+        assert_eq!(store.anchor(3).unwrap().unwrap(), all[1]);
+        assert_eq!(store.anchors_from(2).unwrap().len(), 2);
+        assert_eq!(store.anchors_from(3).unwrap().len(), 1);
+        assert!(store.anchor(4).unwrap().is_none());
     }
 
     #[test]

@@ -208,8 +208,17 @@ pub struct BatchInfo {
 /// The `anchor` of `GET /v1/batches/{n}` (DESIGN §11), as the node reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct AnchorInfo {
-    /// The confirmed version's txid, else the newest version's.
+    /// The anchor transaction: the confirmed version's txid, else the newest version's.
     pub txid: String,
+    /// The first batch the anchor covers (absent from nodes before range anchors).
+    #[serde(default)]
+    pub first_batch: Option<u64>,
+    /// The last batch it covers.
+    #[serde(default)]
+    pub last_batch: Option<u64>,
+    /// The commit transaction whose envelope output the anchor spends.
+    #[serde(default)]
+    pub commit_txid: Option<String>,
     /// `signed`, `unconfirmed`, `confirmed` or `anchored`.
     pub status: String,
     /// Confirmations when the node last looked.
@@ -220,10 +229,10 @@ pub struct AnchorInfo {
     /// That block's height.
     #[serde(default)]
     pub block_height: Option<u64>,
-    /// Fee in satoshis.
+    /// Fee in satoshis (of the whole package: commit, reveals, anchor).
     #[serde(default)]
     pub fee_sat: u64,
-    /// Virtual size in vbytes.
+    /// Virtual size in vbytes (of the whole package).
     #[serde(default)]
     pub vsize: Option<u64>,
     /// Every signed version (fee bumps), oldest first.

@@ -1,4 +1,5 @@
-//! Shared helpers of the regtest anchoring suites (`anchor_regtest.rs`, `anchor_deep_reorg.rs`):
+//! Shared helpers of the regtest anchoring suites (`anchor_regtest.rs`, `anchor_deep_reorg.rs`,
+//! `settlement_regtest.rs`):
 //! a throwaway regtest Bitcoin Core with a funded operator key ([`Chain`], on the verifier's
 //! harness `bitcoin/tests/support/bitcoind.rs`), the real `veil node` process with anchoring
 //! configured ([`NodeProc`], B = 2, D = 8, dev-seed keys cached under the target dir), the `veil`
@@ -19,7 +20,9 @@ use std::time::{Duration, Instant};
 use bitcoin::{Address, Network, OutPoint, Txid};
 use bitcoind::{Bitcoind, RPC_PASSWORD, RPC_USER};
 use serde_json::Value;
-use veil_bitcoin::{AnchorPayload, KeyKind, OperatorKey};
+use veil_bitcoin::package::read_package;
+use veil_bitcoin::payload::AnchorPayloadV2;
+use veil_bitcoin::{KeyKind, OperatorKey};
 use veil_circuits::batch::BatchShape;
 use veil_fixtures::Scenario;
 use veil_wallet::client::BatchInfo;
@@ -212,7 +215,7 @@ impl NodeProc {
             .arg(config)
             .args(extra_args)
             // Not plain `info`: ark-relations would Debug-format whole constraint systems.
-            .env("RUST_LOG", "warn,veil_sequencer=info,veil_verifier=info")
+            .env("RUST_LOG", "warn,veil_sequencer=info,veil_bitcoin=info")
             .env_remove("VEIL_OPERATOR_TOKEN")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -365,12 +368,15 @@ impl Drop for NodeProc {
     }
 }
 
-/// Checks batches `0..n` are anchored on the chain with the right payloads, each anchor
-/// spending the previous one's change (anchor 0 the genesis outpoint). Returns the txids.
+/// Checks batches `0..n` are anchored on the chain with the right payloads (version 2: a
+/// range of batches, its last root, its data in the envelope the anchor reveals), each
+/// package's commit spending the previous anchor's change (the first, the genesis outpoint).
+/// Returns each batch's anchor txid.
 pub fn check_anchor_chain(chain: &Chain, node: &NodeProc, n: u64) -> Vec<Txid> {
     let mut txids = Vec::new();
     let mut spends = chain.genesis;
-    for i in 0..n {
+    let mut i = 0;
+    while i < n {
         let b = node.batch(i);
         let a = b
             .anchor
@@ -383,21 +389,25 @@ pub fn check_anchor_chain(chain: &Chain, node: &NodeProc, n: u64) -> Vec<Txid> {
             a.block_hash,
             "batch {i}"
         );
-        let p = AnchorPayload::from_tx(&rt.tx).unwrap();
-        assert_eq!(p.batch_number, i);
-        assert_eq!(p.new_state_root, b.public_inputs.new_state_root);
-        let proof = hex::decode(b.proof.as_deref().unwrap()).unwrap();
-        assert!(
-            p.commits_to(&proof, &b.public_inputs.batch_hash),
-            "batch {i}"
-        );
+        let p = AnchorPayloadV2::from_tx(&rt.tx).unwrap();
+        assert_eq!(p.first_batch, i);
+        let last = node.batch(p.last_batch());
+        assert_eq!(p.new_state_root, last.public_inputs.new_state_root);
         assert_eq!(rt.tx.input.len(), 1);
-        assert_eq!(rt.tx.input[0].previous_output, spends, "batch {i}");
         assert!(rt.tx.input[0].sequence.is_rbf());
+        let commit = chain.tx(&rt.tx.input[0].previous_output.txid.to_string());
+        assert_eq!(commit.tx.input[0].previous_output, spends, "batch {i}");
+        let contents = read_package(&commit.tx, &[], &rt.tx).unwrap();
+        assert_eq!(contents.payload, p);
         let txid = rt.tx.compute_txid();
         assert_eq!(txid.to_string(), a.txid);
+        for m in i..=p.last_batch() {
+            let named = node.batch(m).anchor.map(|a| a.txid);
+            assert_eq!(named, Some(a.txid.clone()), "batch {m}");
+            txids.push(txid);
+        }
         spends = OutPoint::new(txid, 1);
-        txids.push(txid);
+        i = p.last_batch() + 1;
     }
     txids
 }

@@ -244,7 +244,7 @@ impl Anchorer {
                 .is_some_and(|(h, t)| t + 1 >= h + watch);
         let report = ReorgReport {
             first_batch: oldest.batch,
-            last_batch: newest.batch,
+            last_batch: newest.last_batch(),
             deep,
             depth: last_seen_tip
                 .zip(fork_height)
