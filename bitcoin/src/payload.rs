@@ -1,5 +1,7 @@
-//! The 77-byte anchor payload (DESIGN §11; layout in the [crate root] module doc): encoding,
-//! decoding with typed errors, the proof commitment, and the `OP_RETURN` script that carries it.
+//! The anchor payloads (layouts in the crate root's module doc): version 1, 77 bytes for one
+//! batch, and version 2, 79 bytes for a range of batches whose data an envelope carries. Encoding,
+//! decoding with typed errors, the proof and range commitments, and the `OP_RETURN` script that
+//! carries a payload; [`AnchorPayloadAny`] reads either version.
 
 use ark_bn254::{Bn254, Fr};
 use ark_groth16::Proof;
@@ -12,10 +14,18 @@ use veil_circuits::field;
 
 /// Magic prefix of every payload.
 pub const MAGIC: [u8; 4] = *b"VEIL";
-/// The payload version this build writes and reads.
+/// The version of the one-batch payload [`AnchorPayload`].
 pub const PAYLOAD_VERSION: u8 = 1;
-/// Length of an encoded payload.
+/// Length of an encoded version 1 payload.
 pub const PAYLOAD_LEN: usize = 77;
+/// The version of the batch-range payload [`AnchorPayloadV2`].
+pub const PAYLOAD_VERSION_2: u8 = 2;
+/// Length of an encoded version 2 payload.
+pub const PAYLOAD_V2_LEN: usize = 79;
+/// Length of the version 2 `OP_RETURN` script: `OP_RETURN OP_PUSHDATA1 79 <79 bytes>`.
+pub const SCRIPT_V2_LEN: usize = PAYLOAD_V2_LEN + 3;
+/// Domain tag of the version 2 range commitment, see [`range_commitment`].
+pub const RANGE_COMMITMENT_TAG: &[u8; 14] = b"veil/anchor-v2";
 /// Length of a compressed Groth16 proof over BN254 (the `proof` in the commitment).
 pub const PROOF_BYTES: usize = 128;
 /// Length of the `OP_RETURN` script: `OP_RETURN OP_PUSHDATA1 77 <77 bytes>`.
@@ -24,11 +34,14 @@ pub const SCRIPT_LEN: usize = PAYLOAD_LEN + 3;
 /// A payload (or the script or transaction carrying it) could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
-    /// Not 77 bytes.
-    #[error("anchor payload is {found} bytes, expected {PAYLOAD_LEN}")]
+    /// Not the length of the payload's version (77 for version 1, 79 for version 2), or too
+    /// short to hold a magic and a version.
+    #[error("anchor payload is {found} bytes, expected {expected}")]
     Length {
         /// Bytes found.
         found: usize,
+        /// Bytes expected.
+        expected: usize,
     },
     /// Does not start with `VEIL`.
     #[error("anchor payload magic is {found:02x?}, expected \"VEIL\"")]
@@ -36,10 +49,8 @@ pub enum PayloadError {
         /// The first four bytes.
         found: [u8; 4],
     },
-    /// A version this build does not know.
-    #[error(
-        "anchor payload version {found} is not supported (this build reads {PAYLOAD_VERSION})"
-    )]
+    /// A version this decoder does not read ([`AnchorPayloadAny`] reads versions 1 and 2).
+    #[error("anchor payload version {found} is not supported here")]
     Version {
         /// Version byte found.
         found: u8,
@@ -47,8 +58,8 @@ pub enum PayloadError {
     /// The state root is not a canonical field element.
     #[error("anchor payload state root is not a canonical BN254 field element")]
     NonCanonicalRoot,
-    /// The script is not `OP_RETURN OP_PUSHDATA1 77 <payload>`.
-    #[error("script is not an anchor OP_RETURN (OP_RETURN OP_PUSHDATA1 77 <payload>)")]
+    /// The script is not `OP_RETURN OP_PUSHDATA1 <len> <payload>`.
+    #[error("script is not an anchor OP_RETURN (OP_RETURN OP_PUSHDATA1 <len> <payload>)")]
     NotAnchorScript,
     /// The proof given for the commitment is not 128 bytes.
     #[error("proof is {found} bytes, a compressed Groth16 proof is {PROOF_BYTES}")]
@@ -59,6 +70,23 @@ pub enum PayloadError {
     /// The transaction has no outputs.
     #[error("transaction has no outputs")]
     NoOutputs,
+    /// A version 2 payload covering no batches.
+    #[error("a range anchor covers at least one batch")]
+    ZeroCount,
+    /// More batches than a version 2 payload can count (65,535).
+    #[error("{found} batches do not fit in one range anchor (at most 65535)")]
+    TooManyBatches {
+        /// Batches given.
+        found: usize,
+    },
+    /// The last batch number of the range does not fit in a `u64`.
+    #[error("batch range {first_batch} + {count} overflows")]
+    RangeOverflow {
+        /// First batch.
+        first_batch: u64,
+        /// Number of batches.
+        count: u16,
+    },
 }
 
 /// What an anchor commits to for batch `n`.
@@ -144,16 +172,7 @@ impl AnchorPayload {
 
     /// Decodes [`Self::to_bytes`], checking length, magic, version and the root's canonicity.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PayloadError> {
-        if bytes.len() != PAYLOAD_LEN {
-            return Err(PayloadError::Length { found: bytes.len() });
-        }
-        let magic: [u8; 4] = bytes[..4].try_into().expect("4 bytes");
-        if magic != MAGIC {
-            return Err(PayloadError::Magic { found: magic });
-        }
-        if bytes[4] != PAYLOAD_VERSION {
-            return Err(PayloadError::Version { found: bytes[4] });
-        }
+        check_header(bytes, PAYLOAD_VERSION, PAYLOAD_LEN)?;
         let batch_number = u64::from_be_bytes(bytes[5..13].try_into().expect("8 bytes"));
         let root: [u8; 32] = bytes[13..45].try_into().expect("32 bytes");
         let new_state_root =
@@ -178,15 +197,7 @@ impl AnchorPayload {
 
     /// Decodes the payload from an anchor `OP_RETURN` script.
     pub fn from_script(script: &Script) -> Result<Self, PayloadError> {
-        let b = script.as_bytes();
-        if b.len() < 3
-            || b[0] != OP_RETURN.to_u8()
-            || b[1] != OP_PUSHDATA1.to_u8()
-            || usize::from(b[2]) != b.len() - 3
-        {
-            return Err(PayloadError::NotAnchorScript);
-        }
-        Self::from_bytes(&b[3..])
+        Self::from_bytes(op_return_push(script)?)
     }
 
     /// Decodes the payload from the first output of an anchor transaction.
@@ -196,115 +207,237 @@ impl AnchorPayload {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ark_ff::{BigInteger, PrimeField};
+/// The bytes of `OP_RETURN OP_PUSHDATA1 <len> <bytes>`, the only script form anchors use.
+fn op_return_push(script: &Script) -> Result<&[u8], PayloadError> {
+    let b = script.as_bytes();
+    if b.len() < 3
+        || b[0] != OP_RETURN.to_u8()
+        || b[1] != OP_PUSHDATA1.to_u8()
+        || usize::from(b[2]) != b.len() - 3
+    {
+        return Err(PayloadError::NotAnchorScript);
+    }
+    Ok(&b[3..])
+}
 
-    fn sample() -> AnchorPayload {
-        let proof: Vec<u8> = (0..128u8).collect();
-        AnchorPayload::new(
-            0x0102_0304_0506_0708,
-            Fr::from(123_456_789u64),
-            &proof,
-            &Fr::from(42u64),
-        )
-        .unwrap()
+/// Checks the magic, then that the version is `version` and the length `len`.
+fn check_header(bytes: &[u8], version: u8, len: usize) -> Result<(), PayloadError> {
+    let found = read_version(bytes, len)?;
+    if found != version {
+        return Err(PayloadError::Version { found });
+    }
+    if bytes.len() != len {
+        return Err(PayloadError::Length {
+            found: bytes.len(),
+            expected: len,
+        });
+    }
+    Ok(())
+}
+
+/// The version byte after a valid magic; too short for both is a length error against `len`.
+fn read_version(bytes: &[u8], len: usize) -> Result<u8, PayloadError> {
+    if bytes.len() < MAGIC.len() + 1 {
+        return Err(PayloadError::Length {
+            found: bytes.len(),
+            expected: len,
+        });
+    }
+    let magic: [u8; 4] = bytes[..4].try_into().expect("4 bytes");
+    if magic != MAGIC {
+        return Err(PayloadError::Magic { found: magic });
+    }
+    Ok(bytes[4])
+}
+
+/// `SHA-256("veil/anchor-v2" || data_hash || proof_commitment_1 || ... || proof_commitment_count)`:
+/// what a version 2 payload commits to. `data_hash` is the SHA-256 of the anchor data the
+/// envelope carries (`veil_verifier::da::AnchorData::data_hash`), `proof_commitments` each
+/// covered batch's [`proof_commitment`] in batch order.
+pub fn range_commitment(data_hash: &[u8; 32], proof_commitments: &[[u8; 32]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(RANGE_COMMITMENT_TAG);
+    hasher.update(data_hash);
+    for c in proof_commitments {
+        hasher.update(c);
+    }
+    hasher.finalize().into()
+}
+
+/// What a range anchor commits to: batches `first_batch ..= first_batch + count - 1`, the state
+/// root after the last of them, and (through [`range_commitment`]) the envelope data and every
+/// covered batch's proof and batch hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnchorPayloadV2 {
+    /// Number of the first batch covered.
+    pub first_batch: u64,
+    /// Number of batches covered, at least 1.
+    pub count: u16,
+    /// The state root after the last batch covered.
+    pub new_state_root: Fr,
+    /// [`range_commitment`] of the data hash and the batches' proof commitments.
+    pub commitment: [u8; 32],
+}
+
+impl AnchorPayloadV2 {
+    /// The payload of a range of `proof_commitments.len()` batches starting at `first_batch`.
+    pub fn new(
+        first_batch: u64,
+        new_state_root: Fr,
+        data_hash: &[u8; 32],
+        proof_commitments: &[[u8; 32]],
+    ) -> Result<Self, PayloadError> {
+        let count =
+            u16::try_from(proof_commitments.len()).map_err(|_| PayloadError::TooManyBatches {
+                found: proof_commitments.len(),
+            })?;
+        check_range(first_batch, count)?;
+        Ok(Self {
+            first_batch,
+            count,
+            new_state_root,
+            commitment: range_commitment(data_hash, proof_commitments),
+        })
     }
 
-    #[test]
-    fn layout_and_round_trip() {
-        let p = sample();
-        let bytes = p.to_bytes();
-        assert_eq!(&bytes[..4], b"VEIL");
-        assert_eq!(bytes[4], 1);
-        assert_eq!(&bytes[5..13], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        let mut root = [0u8; 32];
-        root[28..].copy_from_slice(&123_456_789u32.to_be_bytes());
-        assert_eq!(&bytes[13..45], &root);
-        // The commitment is SHA-256 over the 160-byte message proof || batch_hash (BE).
-        let mut msg: Vec<u8> = (0..128u8).collect();
-        let mut bh = [0u8; 32];
-        bh[31] = 42;
-        msg.extend_from_slice(&bh);
-        assert_eq!(&bytes[45..], Sha256::digest(&msg).as_slice());
-        assert_eq!(AnchorPayload::from_bytes(&bytes).unwrap(), p);
-
-        let script = p.script_pubkey();
-        assert_eq!(script.len(), SCRIPT_LEN);
-        assert!(script.is_op_return());
-        assert_eq!(AnchorPayload::from_script(&script).unwrap(), p);
+    /// Number of the last batch covered (decoded and constructed payloads have `count >= 1`
+    /// and no overflow; a hand-made one saturates).
+    pub fn last_batch(&self) -> u64 {
+        self.first_batch
+            .saturating_add(u64::from(self.count).saturating_sub(1))
     }
 
-    #[test]
-    fn commitment_binds_proof_and_batch_hash() {
-        let p = sample();
-        let proof: Vec<u8> = (0..128u8).collect();
-        assert!(p.commits_to(&proof, &Fr::from(42u64)));
-        assert!(!p.commits_to(&proof, &Fr::from(43u64)));
-        let mut other = proof.clone();
-        other[127] ^= 1;
-        assert!(!p.commits_to(&other, &Fr::from(42u64)));
-        assert!(!p.commits_to(&proof[..127], &Fr::from(42u64)));
-        assert_eq!(
-            proof_commitment(&proof[..127], &Fr::from(42u64)),
-            Err(PayloadError::ProofLength { found: 127 })
-        );
+    /// Whether this payload commits to the data with hash `data_hash` and to these proof
+    /// commitments (one per covered batch, in order).
+    pub fn commits_to(&self, data_hash: &[u8; 32], proof_commitments: &[[u8; 32]]) -> bool {
+        proof_commitments.len() == usize::from(self.count)
+            && range_commitment(data_hash, proof_commitments) == self.commitment
     }
 
-    #[test]
-    fn rejects_wrong_length_magic_version_and_root() {
-        let bytes = sample().to_bytes();
-        assert_eq!(
-            AnchorPayload::from_bytes(&bytes[..76]),
-            Err(PayloadError::Length { found: 76 })
-        );
-        let mut long = bytes.to_vec();
-        long.push(0);
-        assert_eq!(
-            AnchorPayload::from_bytes(&long),
-            Err(PayloadError::Length { found: 78 })
-        );
-        let mut bad = bytes;
-        bad[0] = b'X';
-        assert_eq!(
-            AnchorPayload::from_bytes(&bad),
-            Err(PayloadError::Magic { found: *b"XEIL" })
-        );
-        let mut bad = bytes;
-        bad[4] = 2;
-        assert_eq!(
-            AnchorPayload::from_bytes(&bad),
-            Err(PayloadError::Version { found: 2 })
-        );
-        // The modulus r itself is not canonical.
-        let mut bad = bytes;
-        bad[13..45].copy_from_slice(&Fr::MODULUS.to_bytes_be());
-        assert_eq!(
-            AnchorPayload::from_bytes(&bad),
-            Err(PayloadError::NonCanonicalRoot)
-        );
+    /// The 79-byte encoding.
+    pub fn to_bytes(&self) -> [u8; PAYLOAD_V2_LEN] {
+        let mut out = [0u8; PAYLOAD_V2_LEN];
+        out[..4].copy_from_slice(&MAGIC);
+        out[4] = PAYLOAD_VERSION_2;
+        out[5..13].copy_from_slice(&self.first_batch.to_be_bytes());
+        out[13..15].copy_from_slice(&self.count.to_be_bytes());
+        out[15..47].copy_from_slice(&field::to_bytes_be(&self.new_state_root));
+        out[47..].copy_from_slice(&self.commitment);
+        out
     }
 
-    #[test]
-    fn rejects_foreign_scripts() {
-        let p = sample();
-        // Same bytes pushed with a different opcode layout.
-        let mut raw = p.script_pubkey().into_bytes();
-        raw[1] = 0x4d; // OP_PUSHDATA2
-        assert_eq!(
-            AnchorPayload::from_script(Script::from_bytes(&raw)),
-            Err(PayloadError::NotAnchorScript)
-        );
-        let short = ScriptBuf::new_op_return([1u8; 20]);
-        assert_eq!(
-            AnchorPayload::from_script(&short),
-            Err(PayloadError::NotAnchorScript)
-        );
-        let truncated = Script::from_bytes(&p.script_pubkey().as_bytes()[..79]).to_owned();
-        assert_eq!(
-            AnchorPayload::from_script(&truncated),
-            Err(PayloadError::NotAnchorScript)
-        );
+    /// Decodes [`Self::to_bytes`], checking magic, version, length, a non-empty range whose last
+    /// batch number fits and the root's canonicity.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PayloadError> {
+        check_header(bytes, PAYLOAD_VERSION_2, PAYLOAD_V2_LEN)?;
+        let first_batch = u64::from_be_bytes(bytes[5..13].try_into().expect("8 bytes"));
+        let count = u16::from_be_bytes(bytes[13..15].try_into().expect("2 bytes"));
+        check_range(first_batch, count)?;
+        let root: [u8; 32] = bytes[15..47].try_into().expect("32 bytes");
+        let new_state_root =
+            field::from_bytes_be(&root).map_err(|_| PayloadError::NonCanonicalRoot)?;
+        Ok(Self {
+            first_batch,
+            count,
+            new_state_root,
+            commitment: bytes[47..].try_into().expect("32 bytes"),
+        })
+    }
+
+    /// The `OP_RETURN` output script (82 bytes).
+    pub fn script_pubkey(&self) -> ScriptBuf {
+        let bytes = self.to_bytes();
+        let push: &PushBytes = bytes
+            .as_slice()
+            .try_into()
+            .expect("79 bytes fit in one push");
+        ScriptBuf::new_op_return(push)
+    }
+
+    /// Decodes the payload from an anchor `OP_RETURN` script.
+    pub fn from_script(script: &Script) -> Result<Self, PayloadError> {
+        Self::from_bytes(op_return_push(script)?)
+    }
+
+    /// Decodes the payload from the first output of an anchor transaction.
+    pub fn from_tx(tx: &Transaction) -> Result<Self, PayloadError> {
+        let first = tx.output.first().ok_or(PayloadError::NoOutputs)?;
+        Self::from_script(&first.script_pubkey)
     }
 }
+
+fn check_range(first_batch: u64, count: u16) -> Result<(), PayloadError> {
+    if count == 0 {
+        return Err(PayloadError::ZeroCount);
+    }
+    if first_batch.checked_add(u64::from(count) - 1).is_none() {
+        return Err(PayloadError::RangeOverflow { first_batch, count });
+    }
+    Ok(())
+}
+
+/// A payload of either version, as read from the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnchorPayloadAny {
+    /// One batch.
+    V1(AnchorPayload),
+    /// A range of batches with an envelope.
+    V2(AnchorPayloadV2),
+}
+
+impl AnchorPayloadAny {
+    /// Decodes a payload of either version (by its version byte).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PayloadError> {
+        match read_version(bytes, PAYLOAD_LEN)? {
+            PAYLOAD_VERSION => AnchorPayload::from_bytes(bytes).map(Self::V1),
+            PAYLOAD_VERSION_2 => AnchorPayloadV2::from_bytes(bytes).map(Self::V2),
+            found => Err(PayloadError::Version { found }),
+        }
+    }
+
+    /// Decodes a payload of either version from an anchor `OP_RETURN` script.
+    pub fn from_script(script: &Script) -> Result<Self, PayloadError> {
+        Self::from_bytes(op_return_push(script)?)
+    }
+
+    /// Decodes a payload of either version from the first output of an anchor transaction.
+    pub fn from_tx(tx: &Transaction) -> Result<Self, PayloadError> {
+        let first = tx.output.first().ok_or(PayloadError::NoOutputs)?;
+        Self::from_script(&first.script_pubkey)
+    }
+
+    /// The payload's version byte.
+    pub fn version(&self) -> u8 {
+        match self {
+            Self::V1(_) => PAYLOAD_VERSION,
+            Self::V2(_) => PAYLOAD_VERSION_2,
+        }
+    }
+
+    /// The first and last batch numbers covered.
+    pub fn batches(&self) -> (u64, u64) {
+        match self {
+            Self::V1(p) => (p.batch_number, p.batch_number),
+            Self::V2(p) => (p.first_batch, p.last_batch()),
+        }
+    }
+
+    /// The state root after the last batch covered.
+    pub fn new_state_root(&self) -> Fr {
+        match self {
+            Self::V1(p) => p.new_state_root,
+            Self::V2(p) => p.new_state_root,
+        }
+    }
+
+    /// The encoding (77 or 79 bytes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::V1(p) => p.to_bytes().to_vec(),
+            Self::V2(p) => p.to_bytes().to_vec(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

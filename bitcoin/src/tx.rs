@@ -31,13 +31,18 @@ pub const MAX_STANDARD_TX_WEIGHT: Weight = Weight::from_wu(400_000);
 pub const MIN_STANDARD_TX_NONWITNESS_SIZE: usize = 65;
 /// Core policy: at most 80 bytes of data after `OP_RETURN` (an 83-byte script).
 pub const MAX_OP_RETURN_DATA: usize = 80;
+/// Core policy: largest stack item, other than the script and control block, of a tapscript
+/// spend.
+pub const MAX_STANDARD_TAPSCRIPT_STACK_ITEM_SIZE: usize = 80;
+/// First byte of a Taproot annex (BIP 341), which Core does not relay.
+pub const TAPROOT_ANNEX_PREFIX: u8 = 0x50;
 /// Output index of the change, which the next anchor spends.
 pub const CHANGE_VOUT: u32 = 1;
 
 /// Largest witness a signature of each kind produces, used to size the fee before signing:
 /// P2TR key path `[64-byte Schnorr sig]` (`SIGHASH_DEFAULT`, exact); P2WPKH `[sig, pubkey]` with
 /// a low-R DER signature of at most 70 bytes plus the sighash byte, and a 33-byte key.
-fn max_witness(kind: KeyKind) -> Witness {
+pub(crate) fn max_witness(kind: KeyKind) -> Witness {
     match kind {
         KeyKind::P2tr => Witness::from_slice(&[[0u8; 64].as_slice()]),
         KeyKind::P2wpkh => Witness::from_slice(&[[0u8; 71].as_slice(), [0u8; 33].as_slice()]),
@@ -186,7 +191,7 @@ pub fn build_anchor_tx(
 }
 
 /// `rate` on `vsize` vbytes, rounded up.
-fn fee_for_vsize(rate: FeeRate, vsize: u64) -> Amount {
+pub(crate) fn fee_for_vsize(rate: FeeRate, vsize: u64) -> Amount {
     Amount::from_sat((rate.to_sat_per_kwu() * 4 * vsize).div_ceil(1000))
 }
 
@@ -198,16 +203,7 @@ fn build(
     fee_rate: FeeRate,
     replaces_fee: Option<Amount>,
 ) -> Result<AnchorTx, AnchorTxError> {
-    if fee_rate < MIN_FEE_RATE {
-        return Err(AnchorTxError::FeeRateTooLow {
-            sat_per_kwu: fee_rate.to_sat_per_kwu(),
-        });
-    }
-    if fee_rate > MAX_FEE_RATE {
-        return Err(AnchorTxError::FeeRateTooHigh {
-            sat_per_kwu: fee_rate.to_sat_per_kwu(),
-        });
-    }
+    check_fee_rate(fee_rate)?;
     let input_kind =
         key.kind_of(&prev.txout.script_pubkey)
             .ok_or(AnchorTxError::ForeignPrevOut {
@@ -265,7 +261,24 @@ fn build(
     })
 }
 
-fn sign_input(
+/// Refuses fee rates below the relay minimum or above the `maxfeerate` safety cap.
+pub(crate) fn check_fee_rate(fee_rate: FeeRate) -> Result<(), AnchorTxError> {
+    if fee_rate < MIN_FEE_RATE {
+        return Err(AnchorTxError::FeeRateTooLow {
+            sat_per_kwu: fee_rate.to_sat_per_kwu(),
+        });
+    }
+    if fee_rate > MAX_FEE_RATE {
+        return Err(AnchorTxError::FeeRateTooHigh {
+            sat_per_kwu: fee_rate.to_sat_per_kwu(),
+        });
+    }
+    Ok(())
+}
+
+/// Signs input 0 of `tx`, the only input, spending `prev` (one of `key`'s outputs of `kind`) by
+/// P2TR key path or P2WPKH.
+pub(crate) fn sign_input(
     key: &OperatorKey,
     tx: &mut Transaction,
     prev: &PrevOut,
@@ -315,9 +328,41 @@ fn sign_input(
     Ok(())
 }
 
-/// Core's relay policy as it applies to an anchor: weight, minimum size, one zero-value
-/// `OP_RETURN` of at most 80 data bytes first, non-dust change, RBF signalling, minimum fee.
+/// Core's relay policy as it applies to an anchor: [`check_relay_policy`], plus the anchor's
+/// shape: one input, outputs `[OP_RETURN payload (0 sat), change]`, and `fee` is its fee.
 pub fn check_standard(tx: &Transaction, prev: &PrevOut, fee: Amount) -> Result<(), AnchorTxError> {
+    let bad = |m: String| Err(AnchorTxError::NonStandard(m));
+    if tx.output.len() != 2 || tx.input.len() != 1 {
+        return bad("an anchor has one input and two outputs".into());
+    }
+    let paid = check_relay_policy(tx, std::slice::from_ref(&prev.txout))?;
+    let op_return = &tx.output[0];
+    if !op_return.script_pubkey.is_op_return() {
+        return bad("first output is not an OP_RETURN".into());
+    }
+    if op_return.script_pubkey.len() != SCRIPT_LEN {
+        return bad(format!(
+            "OP_RETURN script is {} bytes",
+            op_return.script_pubkey.len()
+        ));
+    }
+    if tx.output[1].script_pubkey.is_op_return() {
+        return bad("change output is an OP_RETURN".into());
+    }
+    if paid != fee {
+        return bad("inputs minus outputs is not the fee".into());
+    }
+    Ok(())
+}
+
+/// Core's relay policy as it applies to every transaction Veil builds, returning the fee:
+/// weight at most 400,000, non-witness size at least 65 bytes, at most one `OP_RETURN` output,
+/// worth 0 and at most 83 bytes long, every other output above its dust limit, every input
+/// signalling RBF, outputs covered by the spent values (`spent[i]` is what input `i` spends),
+/// a fee of at least the minimum relay fee on the virtual size, and Taproot script-path spends
+/// without an annex whose stack items (all but the script and control block) are at most 80
+/// bytes.
+pub fn check_relay_policy(tx: &Transaction, spent: &[TxOut]) -> Result<Amount, AnchorTxError> {
     let bad = |m: String| Err(AnchorTxError::NonStandard(m));
     if tx.weight() > MAX_STANDARD_TX_WEIGHT {
         return bad(format!(
@@ -329,34 +374,78 @@ pub fn check_standard(tx: &Transaction, prev: &PrevOut, fee: Amount) -> Result<(
     if tx.base_size() < MIN_STANDARD_TX_NONWITNESS_SIZE {
         return bad(format!("non-witness size {} is below 65", tx.base_size()));
     }
-    if tx.output.len() != 2 || tx.input.len() != 1 {
-        return bad("an anchor has one input and two outputs".into());
-    }
-    let op_return = &tx.output[0];
-    if !op_return.script_pubkey.is_op_return() || op_return.value != Amount::ZERO {
-        return bad("first output is not a zero-value OP_RETURN".into());
-    }
-    if op_return.script_pubkey.len() != SCRIPT_LEN
-        || op_return.script_pubkey.len() > MAX_OP_RETURN_DATA + 3
-    {
+    if tx.input.len() != spent.len() {
         return bad(format!(
-            "OP_RETURN script is {} bytes",
-            op_return.script_pubkey.len()
+            "{} inputs but {} spent outputs given",
+            tx.input.len(),
+            spent.len()
         ));
     }
-    let change = &tx.output[1];
-    if change.script_pubkey.is_op_return() || change.value < change.script_pubkey.minimal_non_dust()
-    {
-        return bad(format!("change {} is dust", change.value));
+    let mut op_returns = 0;
+    for (i, out) in tx.output.iter().enumerate() {
+        if out.script_pubkey.is_op_return() {
+            op_returns += 1;
+            if out.value != Amount::ZERO {
+                return bad(format!("OP_RETURN output {i} is not zero-value"));
+            }
+            if out.script_pubkey.len() > MAX_OP_RETURN_DATA + 3 {
+                return bad(format!(
+                    "OP_RETURN output {i} is {} bytes",
+                    out.script_pubkey.len()
+                ));
+            }
+        } else if out.value < out.script_pubkey.minimal_non_dust() {
+            return bad(format!("output {i} of {} is dust", out.value));
+        }
     }
-    if !tx.input[0].sequence.is_rbf() {
-        return bad("input does not signal RBF".into());
+    if op_returns > 1 {
+        return bad(format!("{op_returns} OP_RETURN outputs"));
     }
-    if prev.txout.value.checked_sub(change.value) != Some(fee) {
-        return bad("inputs minus outputs is not the fee".into());
+    for (i, (input, prev)) in tx.input.iter().zip(spent).enumerate() {
+        if !input.sequence.is_rbf() {
+            return bad(format!("input {i} does not signal RBF"));
+        }
+        if prev.script_pubkey.is_p2tr() {
+            check_taproot_witness(&input.witness)
+                .map_err(|m| AnchorTxError::NonStandard(format!("input {i}: {m}")))?;
+        }
     }
+    let (Some(value_in), Some(value_out)) = (total_value(spent), total_value(&tx.output)) else {
+        return bad("values exceed 21 million BTC".into());
+    };
+    let Some(fee) = value_in.checked_sub(value_out) else {
+        return bad(format!("outputs {value_out} exceed inputs {value_in}"));
+    };
     if fee < fee_for_vsize(MIN_FEE_RATE, tx.vsize() as u64) {
         return bad(format!("fee {fee} is below the minimum relay fee"));
+    }
+    Ok(fee)
+}
+
+/// The sum of the outputs' values, if it is at most 21 million BTC.
+fn total_value(outputs: &[TxOut]) -> Option<Amount> {
+    outputs
+        .iter()
+        .try_fold(Amount::ZERO, |sum, o| sum.checked_add(o.value))
+        .filter(|sum| *sum <= Amount::MAX_MONEY)
+}
+
+/// Core's policy on a P2TR spend's witness: no annex; on the script path, every stack item
+/// below the script and control block at most 80 bytes.
+fn check_taproot_witness(witness: &Witness) -> Result<(), String> {
+    let n = witness.len();
+    if n == 0 {
+        return Err("empty witness".into());
+    }
+    if n >= 2 && witness[n - 1].first() == Some(&TAPROOT_ANNEX_PREFIX) {
+        return Err("witness has an annex".into());
+    }
+    if n >= 2 {
+        for item in witness.iter().take(n - 2) {
+            if item.len() > MAX_STANDARD_TAPSCRIPT_STACK_ITEM_SIZE {
+                return Err(format!("tapscript stack item of {} bytes", item.len()));
+            }
+        }
     }
     Ok(())
 }
