@@ -78,8 +78,8 @@ pub mod tx;
 pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_DATA};
 pub use operator::{KeyKind, OperatorKey, OperatorKeyError};
 pub use package::{
-    build_anchor_package, extract_data, read_package, AnchorPackage, BumpScope, PackageContents,
-    PackageError,
+    build_anchor_package, extract_data, read_package, read_package_by_spends, AnchorPackage,
+    BumpScope, PackageContents, PackageError,
 };
 pub use payload::{
     proof_commitment, range_commitment, AnchorPayload, AnchorPayloadAny, AnchorPayloadV2,

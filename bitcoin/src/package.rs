@@ -13,6 +13,14 @@
 //!
 //! Every chunk but the last holds [`MAX_ENVELOPE_DATA`] bytes. `env_i` for a reveal holds exactly
 //! that reveal's fee; `env_{k-1}` holds the rest, the anchor's fee and the change.
+//!
+//! Reveals are siblings rather than a chain so that, once the commit has confirmed, they and the
+//! anchor are unrelated in the mempool and all confirm in one block; a chain would hit Core's
+//! 101 kvB limit on related unconfirmed transactions at every link. The same limit keeps a large
+//! package from waiting whole beside its unconfirmed commit: see
+//! [`AnchorPackage::fits_mempool_at_once`] for the broadcast order. Reveals cannot be fee-bumped
+//! (fixed fee, no spendable output); the anchor can ([`AnchorPackage::bump_anchor`]), and the
+//! whole package can be replaced while the commit is unconfirmed ([`AnchorPackage::rebuild`]).
 
 use bitcoin::absolute::LockTime;
 use bitcoin::key::XOnlyPublicKey;
