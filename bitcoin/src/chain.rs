@@ -15,7 +15,7 @@ use bitcoin::{BlockHash, OutPoint, Transaction, Txid};
 use rand_core::{CryptoRng, RngCore};
 use veil_circuits::batch::BatchShape;
 use veil_verifier::da::AnchorData;
-use veil_verifier::rebuild::{RebuiltBatch, Rebuilder};
+use veil_verifier::rebuild::{Rebuilder, RebuiltBatch};
 
 use crate::package::{read_package, PackageContents};
 use crate::payload::proof_commitment;
@@ -213,7 +213,10 @@ pub fn replay<R: RngCore + CryptoRng>(
         let contents = match read_package(&package.commit, &package.reveals, &package.anchor) {
             Ok(c) => c,
             Err(e) => {
-                problem(next, format!("anchor {txid}: its package does not read: {e}"));
+                problem(
+                    next,
+                    format!("anchor {txid}: its package does not read: {e}"),
+                );
                 return Replay {
                     rebuilder,
                     anchors,

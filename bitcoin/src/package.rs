@@ -369,6 +369,71 @@ fn build(
 }
 
 impl AnchorPackage {
+    /// The package of stored, signed transactions (a node's record of what it broadcast),
+    /// re-read with [`read_package`]: the data, payload, key and fees are recovered from the
+    /// transactions and `prev` (the output the commit spends), so the package can be bumped.
+    /// `fee_rate` is the rate it was built for.
+    pub fn from_transactions(
+        key: &OperatorKey,
+        prev: PrevOut,
+        commit: Transaction,
+        reveals: Vec<Transaction>,
+        anchor: Transaction,
+        fee_rate: FeeRate,
+    ) -> Result<AnchorPackage, PackageError> {
+        let contents = read_package(&commit, &reveals, &anchor)?;
+        if contents.operator != key.internal_key() {
+            return Err(PackageError::ForeignKey);
+        }
+        let spends_prev =
+            commit.input.len() == 1 && commit.input[0].previous_output == prev.outpoint;
+        if !spends_prev {
+            return Err(PackageError::WrongSpend {
+                tx: "commit".into(),
+                vout: prev.outpoint.vout,
+            });
+        }
+        let sum = |tx: &Transaction| tx.output.iter().map(|o| o.value).sum::<Amount>();
+        let commit_fee = prev.txout.value.checked_sub(sum(&commit));
+        let k = reveals.len();
+        let last_value = commit.output[k].value;
+        let anchor_fee = last_value.checked_sub(sum(&anchor));
+        let change_kind = anchor
+            .output
+            .get(CHANGE_VOUT as usize)
+            .and_then(|o| key.kind_of(&o.script_pubkey));
+        let (Some(commit_fee), Some(anchor_fee), Some(change_kind)) =
+            (commit_fee, anchor_fee, change_kind)
+        else {
+            return Err(PackageError::WrongSpend {
+                tx: "anchor".into(),
+                vout: k as u32,
+            });
+        };
+        let reveal_fees = commit.output[..k].iter().map(|o| o.value).collect();
+        let last_len = *chunk_lengths(contents.data.len())
+            .last()
+            .expect("one chunk");
+        let last_envelope = Envelope::new(
+            contents.operator,
+            &contents.data[contents.data.len() - last_len..],
+        );
+        Ok(AnchorPackage {
+            commit,
+            reveals,
+            anchor,
+            prev,
+            payload: contents.payload,
+            change_kind,
+            fee_rate,
+            commit_fee,
+            reveal_fees,
+            anchor_fee,
+            data: contents.data,
+            last_envelope,
+        })
+    }
+
     /// The envelope data.
     pub fn data(&self) -> &[u8] {
         &self.data

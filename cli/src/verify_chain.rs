@@ -23,18 +23,18 @@ use ark_bn254::Bn254;
 use ark_groth16::Proof;
 use bitcoin::{BlockHash, OutPoint, Transaction, Txid};
 use serde_json::{json, Value};
-use veil_bitcoin::tx::CHANGE_VOUT;
 use sha2::{Digest, Sha256};
 use veil_bitcoin::package::read_package;
 use veil_bitcoin::payload::{AnchorPayloadAny, AnchorPayloadV2};
+use veil_bitcoin::tx::CHANGE_VOUT;
 use veil_bitcoin::{proof_commitment, BitcoinRpc, RpcAuth, RpcConfig};
-use veil_verifier::da::{AnchorData, BatchData, TransferData};
 use veil_circuits::batch::BatchPublicInputs;
 use veil_circuits::field::to_hex;
 use veil_circuits::note::ciphertext_hash;
 use veil_circuits::Fr;
 use veil_prover::keys::{self, KeyKind};
 use veil_prover::proof::proof_from_hex;
+use veil_verifier::da::{AnchorData, BatchData, TransferData};
 use veil_wallet::client::{BatchInfo, PublishedNote};
 use veil_wallet::NodeClient;
 
@@ -548,7 +548,10 @@ async fn check_range_anchor(
     if last as usize >= batches.len() {
         problems.add(
             n,
-            format!("anchor {txid} covers batches {n}..={last}, the node has {}", batches.len()),
+            format!(
+                "anchor {txid} covers batches {n}..={last}, the node has {}",
+                batches.len()
+            ),
         );
         return Ok((None, batches.len() as u64 - n));
     }
@@ -585,7 +588,7 @@ async fn check_range_anchor(
             problems.add(
                 n,
                 format!(
-                    "anchor {txid}'s range commitment is not over the node's data and the proof                      commitments sha256(proof || batch_hash) of batches {n}..={last}"
+                    "anchor {txid}'s range commitment is not over the node's data and the proof commitments sha256(proof || batch_hash) of batches {n}..={last}"
                 ),
             );
         }
@@ -623,7 +626,7 @@ async fn check_range_anchor(
                         problems.add(
                             n,
                             format!(
-                                "anchor {txid}'s envelope does not carry the node's data for                                  batches {n}..={last}"
+                                "anchor {txid}'s envelope does not carry the node's data for batches {n}..={last}"
                             ),
                         );
                     }

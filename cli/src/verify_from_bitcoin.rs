@@ -33,7 +33,10 @@ fn find_vk(vk: &Path) -> Result<PathBuf> {
     }
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => bail!("no verifying key (vk-B*-D*.bin) in {}: pass the key file to --vk", vk.display()),
+        0 => bail!(
+            "no verifying key (vk-B*-D*.bin) in {}: pass the key file to --vk",
+            vk.display()
+        ),
         _ => bail!(
             "{} holds verifying keys of several shapes: pass the key file to --vk",
             vk.display()
@@ -99,7 +102,7 @@ pub fn run(
         .flat_map(|a| &a.batches)
         .map(|b| b.transfers.len())
         .sum();
-    let root = replay.rebuilder.state().summary().state_root;
+    let root = replay.rebuilder.state().state_root();
     let last = replay.anchors.last();
     let ok = problems.is_empty();
     if json_out {

@@ -88,7 +88,8 @@ fn anchors_taken_out_by_a_reorg_past_the_watch_are_rebroadcast_and_the_chain_con
     );
     node.wait_for_pass_at(tip);
     assert_eq!(node.post_anchor()["reorgs"]["seen"], 0);
-    assert_eq!(metric(&node, "veil_anchor_broadcasts_total"), 3);
+    // A commit and an anchor per package.
+    assert_eq!(metric(&node, "veil_anchor_broadcasts_total"), 6);
 
     // The reorg: anchor 1's block and everything after it leave the best chain; anchors 1 and 2
     // are in neither the chain nor the mempool.
@@ -140,10 +141,11 @@ fn anchors_taken_out_by_a_reorg_past_the_watch_are_rebroadcast_and_the_chain_con
             pool.contains(&txids[1]) && pool.contains(&txids[2])
         },
     );
-    assert_eq!(chain.mempool().len(), 2);
-    // Two re-broadcasts at least (one more if a pass during `invalidateblock` re-broadcast
-    // anchor 2 while anchor 1 was still in a block).
-    assert!(metric(&node, "veil_anchor_broadcasts_total") >= 5);
+    // Both packages, commit and anchor each.
+    assert_eq!(chain.mempool().len(), 4);
+    // Four re-broadcasts at least (more if a pass during `invalidateblock` re-broadcast
+    // package 2 while package 1 was still in a block).
+    assert!(metric(&node, "veil_anchor_broadcasts_total") >= 10);
     assert_eq!(metric(&node, "veil_anchor_reorgs_total"), 2);
     assert!(node.anchored(0));
     assert_eq!(anchor(&node, 0).block_hash.unwrap(), block0);
@@ -217,7 +219,9 @@ fn anchors_taken_out_by_a_reorg_past_the_watch_are_rebroadcast_and_the_chain_con
     let status = node.post_anchor();
     let error = status["last_error"].as_str().unwrap();
     assert!(error.contains("anchor of batch 3"), "{error}");
-    assert!(error.contains(&txids[3].to_string()), "{error}");
+    // The package's commit is what spends the reorged-away output.
+    let commit3 = anchor(&node, 3).commit_txid.unwrap();
+    assert!(error.contains(&commit3), "{error}");
     assert!(error.contains(&change2.to_string()), "{error}");
     assert!(error.contains("a reorg took it out"), "{error}");
     assert_eq!(anchor(&node, 3).status, "reorged");

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use bitcoin::{Amount, OutPoint, Txid};
 use serde_json::{json, Value};
 use support::{check_anchor_chain, free_port, shape, text, veil, Chain, NodeProc, TIMEOUT};
+use veil_bitcoin::payload::{AnchorPayloadAny, AnchorPayloadV2};
 use veil_bitcoin::{build_anchor_tx, AnchorPayload, KeyKind, PrevOut};
 use veil_fixtures::Scenario;
 
@@ -340,8 +341,14 @@ fn anchoring_resumes_after_bitcoind_outage_and_follows_a_reorg() {
     for h in 102..=tip {
         let hash = chain.rt.block_on(rpc.get_block_hash(h)).unwrap();
         for tx in chain.rt.block_on(rpc.get_block(&hash)).unwrap().txdata {
-            if let Ok(p) = AnchorPayload::from_tx(&tx) {
-                *found.entry(p.batch_number).or_default() += 1;
+            match AnchorPayloadAny::from_tx(&tx) {
+                Ok(AnchorPayloadAny::V2(p)) => {
+                    for b in p.first_batch..=p.last_batch() {
+                        *found.entry(b).or_default() += 1;
+                    }
+                }
+                Ok(AnchorPayloadAny::V1(p)) => *found.entry(p.batch_number).or_default() += 1,
+                Err(_) => {}
             }
         }
     }
@@ -381,8 +388,15 @@ fn anchoring_resumes_after_bitcoind_outage_and_follows_a_reorg() {
         pool.contains(&txids[1]) && pool.contains(&txids[2]),
         "{pool:?}"
     );
-    // A new branch confirms both again, same transactions, same chain of spends.
-    chain.mine(1);
+    // A new branch confirms both again, same transactions, same chain of spends. (One package
+    // covers both batches, so the same coinbase would rebuild the invalidated block itself.)
+    let elsewhere = veil_bitcoin::OperatorKey::from_secret_bytes(&[0x33; 32])
+        .unwrap()
+        .address(KeyKind::P2wpkh, bitcoin::Network::Regtest);
+    chain
+        .rt
+        .block_on(rpc.generate_to_address(1, &elsewhere))
+        .unwrap();
     node.wait("re-confirmed", || {}, |n| n.anchored(1) && n.anchored(2));
     assert_eq!(check_anchor_chain(&chain, &node, 3), txids);
     assert_ne!(chain.tx(&txids[1].to_string()).blockhash.unwrap(), stale);
@@ -452,7 +466,15 @@ fn killed_after_signing_rebroadcasts_the_same_txid_and_stuck_anchors_are_bumped(
     // Second life: the same transaction goes out.
     let mut node = NodeProc::start(&config, port, &[], &[]);
     let txid = Txid::from_str(&signed).unwrap();
-    node.wait("re-broadcast", || {}, |_| chain.mempool() == vec![txid]);
+    // The same package: its commit, then the anchor.
+    node.wait(
+        "re-broadcast",
+        || {},
+        |_| {
+            let pool = chain.mempool();
+            pool.len() == 2 && pool.contains(&txid)
+        },
+    );
     chain.mine(1);
     node.wait("batch 0 anchored", || {}, |n| n.anchored(0));
     let a0 = node.batch(0).anchor.unwrap();
@@ -473,8 +495,14 @@ fn killed_after_signing_rebroadcasts_the_same_txid_and_stuck_anchors_are_bumped(
                 .is_some_and(|a| a.status == "unconfirmed")
         },
     );
-    let first = Txid::from_str(&node.batch(1).anchor.unwrap().txid).unwrap();
-    assert_eq!(chain.mempool(), vec![first]);
+    let a1 = node.batch(1).anchor.unwrap();
+    let first = Txid::from_str(&a1.txid).unwrap();
+    let commit1 = Txid::from_str(a1.commit_txid.as_deref().unwrap()).unwrap();
+    let mut pool = chain.mempool();
+    pool.sort();
+    let mut want = vec![first, commit1];
+    want.sort();
+    assert_eq!(pool, want);
     let empty_block = || {
         let _: Value = chain
             .rt
@@ -496,7 +524,10 @@ fn killed_after_signing_rebroadcasts_the_same_txid_and_stuck_anchors_are_bumped(
     node.wait(
         "replacement in the mempool",
         || {},
-        |_| chain.mempool() == vec![bumped],
+        |_| {
+            let pool = chain.mempool();
+            pool.len() == 2 && pool.contains(&bumped) && pool.contains(&commit1)
+        },
     );
     assert!(node.metrics().contains("veil_anchor_fee_bumps_total 1\n"));
     // The replaced version is gone; the replacement spends the same output.
@@ -505,9 +536,13 @@ fn killed_after_signing_rebroadcasts_the_same_txid_and_stuck_anchors_are_bumped(
         .block_on(chain.btc.rpc.get_raw_transaction(&first))
         .unwrap();
     assert!(gone.is_none());
+    // Only the anchor was re-signed: it reveals the same envelope of the same commit, which
+    // spends batch 0's anchor change.
     let new = chain.tx(&bumped.to_string());
-    assert_eq!(new.tx.input[0].previous_output, OutPoint::new(txid, 1));
-    assert_eq!(AnchorPayload::from_tx(&new.tx).unwrap().batch_number, 1);
+    let old_input = chain.tx(&commit1.to_string()).tx.input[0].previous_output;
+    assert_eq!(old_input, OutPoint::new(txid, 1));
+    assert_eq!(new.tx.input[0].previous_output.txid, commit1);
+    assert_eq!(AnchorPayloadV2::from_tx(&new.tx).unwrap().first_batch, 1);
     chain.mine(1);
     node.wait("batch 1 anchored", || {}, |n| n.anchored(1));
     assert_eq!(node.batch(1).anchor.unwrap().txid, bumped.to_string());

@@ -69,14 +69,14 @@ use std::time::Duration;
 use bitcoin::consensus::encode::{deserialize, serialize};
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
-use sha2::{Digest, Sha256};
-use veil_bitcoin::tx::CHANGE_VOUT;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
-use veil_bitcoin::rpc::BlockchainInfo;
 use veil_bitcoin::envelope::MAX_ENVELOPE_DATA;
 use veil_bitcoin::package::{build_anchor_package, AnchorPackage, BumpScope, PackageError};
 use veil_bitcoin::payload::AnchorPayloadV2;
+use veil_bitcoin::rpc::BlockchainInfo;
+use veil_bitcoin::tx::CHANGE_VOUT;
 use veil_bitcoin::{
     proof_commitment, AnchorTxError, BitcoinRpc, OperatorKey, OperatorKeyError, PayloadError,
     PrevOut, RpcError,
@@ -128,7 +128,8 @@ pub enum AnchorError {
     /// The output an anchor spends is missing or already spent, so Bitcoin Core refuses the
     /// anchor: after a reorg, the new chain spent (or never had) what the anchor spends.
     #[error(
-        "anchor of batch {batch} ({txid}) cannot be {action}: the output it spends, {input}, \
+        "transaction {txid} of the anchor of batch {batch} cannot be {action}: the output it \
+         spends, {input}, \
          is missing or already spent on Bitcoin ({reason}){}",
         reorg_note(.after_reorg)
     )]
@@ -492,7 +493,9 @@ impl Anchorer {
             ),
         };
         if next < proven && ready {
-            let rec = self.anchor_range(next, proven - 1, records.last(), tip).await?;
+            let rec = self
+                .anchor_range(next, proven - 1, records.last(), tip)
+                .await?;
             records.push(rec);
             self.update_heights(&records);
         }

@@ -560,7 +560,7 @@ fn metrics_response(node: &Node, anchorer: Option<&crate::anchoring::Anchorer>) 
     metric(
         "veil_anchor_broadcasts_total",
         "counter",
-        "Anchor transactions broadcast (first broadcasts, re-broadcasts, fee bumps).",
+        "Transactions broadcast by the anchorer (commits, reveals and anchors: first broadcasts, re-broadcasts, fee bumps).",
         m.anchor_broadcasts.load(Ordering::Relaxed).to_string(),
     );
     metric(
