@@ -42,8 +42,9 @@ const META_SHAPE: &str = "shape";
 const META_FORMAT: &str = "format";
 
 /// The record format this build reads and writes (2: a transfer's public data carries its
-/// `ciphertext_hash`). A store of another format is refused at open, never misread.
-pub const STORE_FORMAT: u32 = 2;
+/// `ciphertext_hash`; 3: compact note ciphertexts, and a published note carries its `rho`). A
+/// store of another format is refused at open, never misread.
+pub const STORE_FORMAT: u32 = 3;
 const META_NEXT_SEQ: &str = "next_seq";
 const META_BATCH_HEIGHT: &str = "batch_height";
 const META_PROVEN_HEIGHT: &str = "proven_height";
@@ -210,6 +211,9 @@ pub struct BatchRecord {
 pub struct NoteEntry {
     /// Commitment, 32 bytes big-endian.
     pub commitment: [u8; 32],
+    /// `rho = H(nf_1, j)` of the output, 32 bytes big-endian: the recipient needs it to decrypt
+    /// (it is not in the ciphertext).
+    pub rho: [u8; 32],
     /// `epk || ciphertext`.
     pub ciphertext: Vec<u8>,
 }
@@ -897,7 +901,8 @@ mod tests {
         ));
         rewrite(Some(STORE_FORMAT + 1));
         let err = Store::open(dir.path(), shape()).err().unwrap();
-        assert!(err.to_string().contains("store format 3"), "{err}");
+        let found = format!("store format {}", STORE_FORMAT + 1);
+        assert!(err.to_string().contains(&found), "{err}");
         rewrite(Some(STORE_FORMAT));
         assert!(Store::open(dir.path(), shape()).is_ok());
     }
