@@ -23,6 +23,20 @@ pub const DOM_BATCH: u64 = 8;
 /// ciphertexts into the sighash (`docs/design-changes.md`, "Ciphertexts bound by the sighash").
 pub const CIPHERTEXT_HASH_TAG: &[u8] = b"veil/note-ciphertexts";
 
+/// SHA-512 prefix deriving a note's commitment randomness from its seed:
+/// `r = SHA-512(NOTE_RCM_TAG || rseed)` read little-endian, reduced mod r (`docs/design-changes.md`,
+/// "Compact note plaintext").
+pub const NOTE_RCM_TAG: &[u8] = b"veil/note-rcm";
+/// SHA-512 prefix deriving a note's ephemeral X25519 secret from its seed:
+/// `esk = SHA-512(NOTE_ESK_TAG || rseed)[..32]`.
+pub const NOTE_ESK_TAG: &[u8] = b"veil/note-esk";
+/// HKDF-SHA256 info string of the note encryption key (salt `epk || pk_enc`).
+pub const NOTE_KEY_INFO: &[u8] = b"veil/note-key";
+/// First plaintext byte of a note ciphertext without a memo.
+pub const NOTE_LEAD_BYTE: u8 = 0x10;
+/// First plaintext byte of a note ciphertext whose plaintext ends with a memo.
+pub const NOTE_LEAD_BYTE_MEMO: u8 = 0x11;
+
 /// Public field elements per batch slot: `nf_1, nf_2, cm_1, cm_2, public_in, public_out, fee,
 /// dest, deposit_ref, ciphertext_hash` (the sighash covers all of them, then the batch hash chain).
 pub const SLOT_PUBLIC_FIELDS: usize = 10;

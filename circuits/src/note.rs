@@ -1,31 +1,28 @@
-//! Notes, note commitments, nullifiers and note encryption (DESIGN §4).
+//! Notes, their randomness seeds, note commitments and nullifiers (DESIGN §4); note encryption
+//! lives in [`encryption`].
 //!
 //! `cm = H(DOM_CM, addr, value, rho, r)`, `nf = H(DOM_NF, nk, cm, pos)`, output `rho_j =
-//! H(nf_1, j)` for `j = 1, 2`. A note ciphertext is `epk || ChaCha20-Poly1305(value || rho || r ||
-//! memo)` under a key derived (HKDF-SHA256) from an ephemeral X25519 exchange with the
-//! recipient's `pk_enc`; the recipient trial-decrypts and re-derives `cm` to accept it.
+//! H(nf_1, j)` for `j = 1, 2`. A note's `r` is derived from a 32-byte seed [`Rseed`], which also
+//! gives the ephemeral key of its ciphertext, so the ciphertext carries the seed instead of `r`
+//! (`docs/design-changes.md`, "Compact note plaintext").
 
+pub mod encryption;
 pub mod gadget;
 
 use ark_bn254::Fr;
-use ark_ff::UniformRand;
-use chacha20poly1305::{aead::Aead, ChaCha20Poly1305, KeyInit, Nonce};
-use hkdf::Hkdf;
+use ark_ff::PrimeField;
 use rand_core::{CryptoRng, RngCore};
-use sha2::Sha256;
+use sha2::{Digest, Sha512};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::constants::{domain, CIPHERTEXT_HASH_TAG, DOM_CM, DOM_NF};
+use crate::constants::{domain, CIPHERTEXT_HASH_TAG, DOM_CM, DOM_NF, NOTE_ESK_TAG, NOTE_RCM_TAG};
 use crate::field;
-use crate::keys::{PaymentAddress, SpendingKey};
 use crate::poseidon::poseidon;
 
-/// Memo bytes carried in every ciphertext.
-pub const MEMO_LEN: usize = 32;
-/// Plaintext length: value (8) || rho (32) || r (32) || memo (32).
-pub const NOTE_PLAINTEXT_LEN: usize = 8 + 32 + 32 + MEMO_LEN;
-/// Published ciphertext length: epk (32) || ciphertext || tag (16).
-pub const NOTE_CIPHERTEXT_LEN: usize = 32 + NOTE_PLAINTEXT_LEN + 16;
-const NOTE_KEY_INFO: &[u8] = b"veil/note-key";
+pub use encryption::{
+    create_note, decrypt_note, encrypt_note, is_note_ciphertext_len, NoteDecryptionError, MEMO_LEN,
+    NOTE_CIPHERTEXT_LEN_COMPACT, NOTE_CIPHERTEXT_LEN_MEMO,
+};
 
 /// A shielded note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,20 +35,93 @@ pub struct Note {
     /// Uniqueness seed (`H(nf_1, j)` for transfer outputs).
     #[serde(with = "field::serde_hex")]
     pub rho: Fr,
-    /// Commitment randomness.
+    /// Commitment randomness ([`Rseed::rcm`] of the note's seed).
     #[serde(with = "field::serde_hex")]
     pub r: Fr,
 }
 
+/// The 32-byte seed of a note: its commitment randomness `r` ([`Rseed::rcm`]) and the ephemeral
+/// secret of its ciphertext both derive from it. Draw a fresh one per note ([`Rseed::random`]):
+/// two notes to one recipient under one seed would reuse an encryption key and nonce.
+/// `Debug` prints nothing secret.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct Rseed([u8; 32]);
+
+impl std::fmt::Debug for Rseed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rseed(..)")
+    }
+}
+
+impl Rseed {
+    /// Wraps 32 bytes (every value is a seed).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Rseed(bytes)
+    }
+
+    /// A fresh random seed.
+    pub fn random<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        Rseed(b)
+    }
+
+    /// The raw bytes (what a note ciphertext carries).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// `r = SHA-512(NOTE_RCM_TAG || rseed)` read little-endian and reduced mod the BN254 scalar
+    /// modulus (a 512-bit wide reduction: statistically uniform).
+    pub fn rcm(&self) -> Fr {
+        let mut wide: [u8; 64] = Sha512::new()
+            .chain_update(NOTE_RCM_TAG)
+            .chain_update(self.0)
+            .finalize()
+            .into();
+        let r = Fr::from_le_bytes_mod_order(&wide);
+        wide.zeroize();
+        r
+    }
+
+    /// The ephemeral X25519 secret `esk = SHA-512(NOTE_ESK_TAG || rseed)[..32]` (clamped by
+    /// X25519).
+    pub fn esk(&self) -> x25519_dalek::StaticSecret {
+        let mut wide: [u8; 64] = Sha512::new()
+            .chain_update(NOTE_ESK_TAG)
+            .chain_update(self.0)
+            .finalize()
+            .into();
+        let mut okm = [0u8; 32];
+        okm.copy_from_slice(&wide[..32]);
+        let esk = x25519_dalek::StaticSecret::from(okm);
+        okm.zeroize();
+        wide.zeroize();
+        esk
+    }
+
+    /// `epk = esk * G`, what a ciphertext made from this seed starts with.
+    pub fn epk(&self) -> [u8; 32] {
+        x25519_dalek::PublicKey::from(&self.esk()).to_bytes()
+    }
+}
+
 impl Note {
-    /// A note to `addr` with fresh randomness.
-    pub fn new<R: RngCore + CryptoRng>(addr: Fr, value: u64, rho: Fr, rng: &mut R) -> Self {
+    /// The note to `addr` whose randomness derives from `rseed` (`r = rseed.rcm()`).
+    pub fn from_rseed(addr: Fr, value: u64, rho: Fr, rseed: &Rseed) -> Self {
         Note {
             addr,
             value,
             rho,
-            r: Fr::rand(rng),
+            r: rseed.rcm(),
         }
+    }
+
+    /// A note to `addr` from a fresh seed that is then dropped: for notes that are never
+    /// encrypted (dummy inputs, tests). Notes someone must receive come from
+    /// [`create_note`], which also returns their ciphertext.
+    pub fn new<R: RngCore + CryptoRng>(addr: Fr, value: u64, rho: Fr, rng: &mut R) -> Self {
+        Note::from_rseed(addr, value, rho, &Rseed::random(rng))
     }
 
     /// `cm = H(DOM_CM, addr, value, rho, r)`.
@@ -97,121 +167,10 @@ pub fn ciphertext_hash(ciphertexts: &[Vec<u8>; 2]) -> Fr {
     )
 }
 
-/// Decryption failed: not for us, or tampered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NoteDecryptionError {
-    /// Wrong length.
-    #[error("note ciphertext must be {NOTE_CIPHERTEXT_LEN} bytes")]
-    Length,
-    /// AEAD failure (not addressed to this key, or modified).
-    #[error("note ciphertext does not decrypt under this key")]
-    Aead,
-    /// Decrypted, but the opening does not match the published commitment.
-    #[error("decrypted note does not match its commitment")]
-    Commitment,
-}
-
-fn note_key(shared: &[u8; 32], epk: &[u8; 32], pk_enc: &[u8; 32]) -> chacha20poly1305::Key {
-    let mut salt = [0u8; 64];
-    salt[..32].copy_from_slice(epk);
-    salt[32..].copy_from_slice(pk_enc);
-    let hk = Hkdf::<Sha256>::new(Some(&salt), shared);
-    let mut key = [0u8; 32];
-    hk.expand(NOTE_KEY_INFO, &mut key).expect("valid length");
-    key.into()
-}
-
-/// Encrypts a note's opening to `to` (one fresh ephemeral key per note, so a zero nonce is safe).
-pub fn encrypt_note<R: RngCore + CryptoRng>(
-    note: &Note,
-    memo: &[u8; MEMO_LEN],
-    to: &PaymentAddress,
-    rng: &mut R,
-) -> Vec<u8> {
-    let esk = x25519_dalek::StaticSecret::random_from_rng(&mut *rng);
-    let epk = x25519_dalek::PublicKey::from(&esk).to_bytes();
-    let shared = esk.diffie_hellman(&x25519_dalek::PublicKey::from(to.pk_enc));
-    let key = note_key(shared.as_bytes(), &epk, &to.pk_enc);
-    let mut pt = Vec::with_capacity(NOTE_PLAINTEXT_LEN);
-    pt.extend_from_slice(&note.value.to_be_bytes());
-    pt.extend_from_slice(&field::to_bytes_be(&note.rho));
-    pt.extend_from_slice(&field::to_bytes_be(&note.r));
-    pt.extend_from_slice(memo);
-    let ct = ChaCha20Poly1305::new(&key)
-        .encrypt(Nonce::from_slice(&[0u8; 12]), pt.as_slice())
-        .expect("in-memory encryption cannot fail");
-    let mut out = Vec::with_capacity(NOTE_CIPHERTEXT_LEN);
-    out.extend_from_slice(&epk);
-    out.extend_from_slice(&ct);
-    out
-}
-
-/// Trial-decrypts a ciphertext with `sk` and checks it opens the published `cm`.
-pub fn decrypt_note(
-    sk: &SpendingKey,
-    ciphertext: &[u8],
-    cm: Fr,
-) -> Result<(Note, [u8; MEMO_LEN]), NoteDecryptionError> {
-    if ciphertext.len() != NOTE_CIPHERTEXT_LEN {
-        return Err(NoteDecryptionError::Length);
-    }
-    let epk: [u8; 32] = ciphertext[..32].try_into().expect("32 bytes");
-    let secret = sk.encryption_secret();
-    let pk_enc = x25519_dalek::PublicKey::from(&secret).to_bytes();
-    let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(epk));
-    let key = note_key(shared.as_bytes(), &epk, &pk_enc);
-    let pt = ChaCha20Poly1305::new(&key)
-        .decrypt(Nonce::from_slice(&[0u8; 12]), &ciphertext[32..])
-        .map_err(|_| NoteDecryptionError::Aead)?;
-    let value = u64::from_be_bytes(pt[..8].try_into().expect("8 bytes"));
-    let rho = field::from_bytes_be(&pt[8..40].try_into().expect("32"))
-        .map_err(|_| NoteDecryptionError::Commitment)?;
-    let r = field::from_bytes_be(&pt[40..72].try_into().expect("32"))
-        .map_err(|_| NoteDecryptionError::Commitment)?;
-    let memo: [u8; MEMO_LEN] = pt[72..].try_into().expect("memo length");
-    let note = Note {
-        addr: sk.owner_tag(),
-        value,
-        rho,
-        r,
-    };
-    if note.commitment() != cm {
-        return Err(NoteDecryptionError::Commitment);
-    }
-    Ok((note, memo))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
-
-    #[test]
-    fn encryption_round_trip_and_trial_decryption() {
-        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
-        let alice = SpendingKey::random(&mut rng);
-        let bob = SpendingKey::random(&mut rng);
-        let note = Note::new(alice.owner_tag(), 42, Fr::from(9u64), &mut rng);
-        let memo = [5u8; MEMO_LEN];
-        let ct = encrypt_note(&note, &memo, &alice.payment_address(), &mut rng);
-        assert_eq!(ct.len(), NOTE_CIPHERTEXT_LEN);
-        let (opened, m) = decrypt_note(&alice, &ct, note.commitment()).unwrap();
-        assert_eq!((opened, m), (note, memo));
-        assert_eq!(
-            decrypt_note(&bob, &ct, note.commitment()),
-            Err(NoteDecryptionError::Aead)
-        );
-        let mut tampered = ct.clone();
-        tampered[40] ^= 1;
-        assert_eq!(
-            decrypt_note(&alice, &tampered, note.commitment()),
-            Err(NoteDecryptionError::Aead)
-        );
-        assert_eq!(
-            decrypt_note(&alice, &ct, note.commitment() + Fr::from(1u64)),
-            Err(NoteDecryptionError::Commitment)
-        );
-    }
 
     #[test]
     fn nullifier_depends_on_position() {
@@ -229,5 +188,29 @@ mod tests {
             note.nullifier(Fr::from(4u64), 0),
             note.nullifier(Fr::from(5u64), 0)
         );
+    }
+
+    #[test]
+    fn rseed_derivations_are_deterministic_and_seed_dependent() {
+        let a = Rseed::from_bytes([7u8; 32]);
+        let b = Rseed::from_bytes([8u8; 32]);
+        assert_eq!(a.rcm(), Rseed::from_bytes([7u8; 32]).rcm());
+        assert_eq!(a.epk(), Rseed::from_bytes([7u8; 32]).epk());
+        assert_ne!(a.rcm(), b.rcm());
+        assert_ne!(a.epk(), b.epk());
+        // r is the wide reduction of SHA-512(tag || rseed), little-endian.
+        let digest = Sha512::digest([NOTE_RCM_TAG, &[7u8; 32][..]].concat());
+        assert_eq!(a.rcm(), Fr::from_le_bytes_mod_order(&digest));
+        // The two derivations are domain-separated: esk is not the first half of r's digest.
+        let rcm_half: [u8; 32] = digest[..32].try_into().unwrap();
+        assert_ne!(
+            x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(rcm_half)).to_bytes(),
+            a.epk()
+        );
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let n = Note::from_rseed(Fr::from(1u64), 9, Fr::from(2u64), &a);
+        assert_eq!(n.r, a.rcm());
+        assert_ne!(Rseed::random(&mut rng), Rseed::random(&mut rng));
+        assert_eq!(format!("{a:?}"), "Rseed(..)");
     }
 }

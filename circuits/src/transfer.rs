@@ -9,7 +9,7 @@ use crate::constants::{domain, DOM_SIG, SLOT_PUBLIC_FIELDS};
 use crate::eddsa::{PublicKey, Signature};
 use crate::field;
 use crate::keys::{owner_tag, PaymentAddress, ProofGenerationKey, SpendingKey};
-use crate::note::{ciphertext_hash, encrypt_note, nullifier, output_rho, Note, MEMO_LEN};
+use crate::note::{ciphertext_hash, create_note, nullifier, output_rho, Note, Rseed, MEMO_LEN};
 use crate::poseidon::hash_many;
 use crate::state::RollupState;
 
@@ -160,12 +160,38 @@ pub struct PublicAmounts {
 }
 
 impl Transfer {
-    /// Builds and signs a transfer spending `inputs` (owned by `sk`) into `outputs`.
-    /// Balance is not checked here; [`Transfer::validate`] does.
+    /// Builds and signs a transfer spending `inputs` (owned by `sk`) into `outputs`, without
+    /// memos (89-byte note ciphertexts). Balance is not checked here; [`Transfer::validate`]
+    /// does.
     pub fn create<R: RngCore + CryptoRng>(
         sk: &SpendingKey,
         inputs: [SpentNote; 2],
         outputs: [OutputSpec; 2],
+        amounts: PublicAmounts,
+        rng: &mut R,
+    ) -> Transfer {
+        Transfer::build(sk, inputs, outputs, None, amounts, rng)
+    }
+
+    /// [`Transfer::create`] with a memo in each output's ciphertext (121 bytes each). Both
+    /// outputs carry one because the node refuses a transfer whose two ciphertexts differ in
+    /// length (it would tell which output has a memo): give the other output zeros.
+    pub fn create_with_memos<R: RngCore + CryptoRng>(
+        sk: &SpendingKey,
+        inputs: [SpentNote; 2],
+        outputs: [OutputSpec; 2],
+        memos: &[[u8; MEMO_LEN]; 2],
+        amounts: PublicAmounts,
+        rng: &mut R,
+    ) -> Transfer {
+        Transfer::build(sk, inputs, outputs, Some(memos), amounts, rng)
+    }
+
+    fn build<R: RngCore + CryptoRng>(
+        sk: &SpendingKey,
+        inputs: [SpentNote; 2],
+        outputs: [OutputSpec; 2],
+        memos: Option<&[[u8; MEMO_LEN]; 2]>,
         amounts: PublicAmounts,
         rng: &mut R,
     ) -> Transfer {
@@ -174,17 +200,16 @@ impl Transfer {
             inputs[0].note.nullifier(pgk.nk, inputs[0].position),
             inputs[1].note.nullifier(pgk.nk, inputs[1].position),
         ];
-        let mut notes = [Note::new(Fr::from(0u64), 0, Fr::from(0u64), rng); 2];
-        let mut ciphertexts: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-        for j in 0..2 {
-            notes[j] = Note::new(
-                outputs[j].to.addr,
+        let [(n1, c1), (n2, c2)] = [0, 1].map(|j| {
+            create_note(
+                &outputs[j].to,
                 outputs[j].value,
                 output_rho(nullifiers[0], j as u64 + 1),
-                rng,
-            );
-            ciphertexts[j] = encrypt_note(&notes[j], &[0u8; MEMO_LEN], &outputs[j].to, rng);
-        }
+                &Rseed::random(rng),
+                memos.map(|m| &m[j]),
+            )
+        });
+        let (notes, ciphertexts) = ([n1, n2], [c1, c2]);
         let public = TransferPublic {
             nullifiers,
             commitments: [notes[0].commitment(), notes[1].commitment()],
@@ -369,4 +394,57 @@ pub enum TransferError {
     /// Policy: `public_out > 0` if and only if `dest != 0`.
     #[error("a withdrawal must carry a destination, and only a withdrawal may")]
     WithdrawalDestination,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note::{decrypt_note, NOTE_CIPHERTEXT_LEN_COMPACT, NOTE_CIPHERTEXT_LEN_MEMO};
+    use rand::SeedableRng;
+
+    /// A transfer from `alice`'s two dummies paying `bob` 0 and `alice` 0, optionally with memos;
+    /// each recipient finds its note with the rho it derives from the public `nf_1`.
+    #[test]
+    fn outputs_decrypt_with_their_public_rho_with_and_without_memos() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(21);
+        let alice = SpendingKey::random(&mut rng);
+        let bob = SpendingKey::random(&mut rng);
+        let inputs = [
+            Transfer::dummy_input(&alice, &mut rng),
+            Transfer::dummy_input(&alice, &mut rng),
+        ];
+        let outputs = [
+            OutputSpec {
+                to: bob.payment_address(),
+                value: 0,
+            },
+            OutputSpec {
+                to: alice.payment_address(),
+                value: 0,
+            },
+        ];
+        let memos = [[1u8; MEMO_LEN], [2u8; MEMO_LEN]];
+        let plain = Transfer::create(&alice, inputs, outputs, PublicAmounts::default(), &mut rng);
+        let memo = Transfer::create_with_memos(
+            &alice,
+            inputs,
+            outputs,
+            &memos,
+            PublicAmounts::default(),
+            &mut rng,
+        );
+        for (t, len, expected) in [
+            (&plain, NOTE_CIPHERTEXT_LEN_COMPACT, [None, None]),
+            (&memo, NOTE_CIPHERTEXT_LEN_MEMO, memos.map(Some)),
+        ] {
+            assert_eq!(t.validate_state_free(), Ok(()));
+            for (j, owner) in [&bob, &alice].into_iter().enumerate() {
+                assert_eq!(t.ciphertexts[j].len(), len);
+                let rho = output_rho(t.public.nullifiers[0], j as u64 + 1);
+                let (note, m) =
+                    decrypt_note(owner, &t.ciphertexts[j], rho, t.public.commitments[j]).unwrap();
+                assert_eq!((note, m), (t.outputs[j], expected[j]));
+            }
+        }
+    }
 }

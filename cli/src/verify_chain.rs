@@ -1,11 +1,12 @@
 //! `veil verify-chain`: audits a node's whole history against Bitcoin (DESIGN §11). Downloads
 //! every batch, recomputes each `batch_hash` from the published transfers, checks that each
-//! transfer's published notes carry its commitments and the ciphertexts its spender signed
-//! (`ciphertext_hash`), checks the state roots chain from the genesis root, verifies every proof with one multi-pairing (and, if that
-//! fails, one by one to name the bad ones), then fetches each anchor transaction from Bitcoin
-//! Core and checks that it is in the best chain, that its `OP_RETURN` payload commits to the
-//! batch's number, new state root and `sha256(proof || batch_hash)`, and that the anchors form
-//! one unbroken chain of spends (anchor `n` spends anchor `n - 1`'s change output).
+//! transfer's published notes carry its commitments, its output rhos and the ciphertexts its
+//! spender signed (`ciphertext_hash`), checks the state roots chain from the genesis root,
+//! verifies every proof with one multi-pairing (and, if that fails, one by one to name the bad
+//! ones), then fetches each anchor transaction from Bitcoin Core and checks that it is in the
+//! best chain, that its `OP_RETURN` payload commits to the batch's number, new state root and
+//! `sha256(proof || batch_hash)`, and that the anchors form one unbroken chain of spends
+//! (anchor `n` spends anchor `n - 1`'s change output).
 //!
 //! Only the node's published data, the verifying key and Bitcoin are trusted; the txid the node
 //! names is just where to look (a block hash hint lets Bitcoin Core without `-txindex` find a
@@ -30,7 +31,7 @@ use veil_bitcoin::tx::CHANGE_VOUT;
 use veil_bitcoin::{proof_commitment, BitcoinRpc, RpcAuth, RpcConfig};
 use veil_circuits::batch::BatchPublicInputs;
 use veil_circuits::field::to_hex;
-use veil_circuits::note::ciphertext_hash;
+use veil_circuits::note::{ciphertext_hash, output_rho};
 use veil_circuits::Fr;
 use veil_prover::keys::{self, KeyKind};
 use veil_prover::proof::proof_from_hex;
@@ -336,10 +337,10 @@ fn download_notes(client: &NodeClient) -> Result<BTreeMap<u64, PublishedNote>> {
 }
 
 /// Each transfer's published notes are the ones it committed to and signed: the commitment at
-/// `note_start + 2s + j` is the transfer's `cm_j`, and the hash of the two published ciphertexts
-/// is the `ciphertext_hash` the spender signed (and the batch hash carries). A node that
-/// publishes other ciphertexts than the signed ones would leave the recipient unable to find
-/// the note; this names it.
+/// `note_start + 2s + j` is the transfer's `cm_j`, its rho is `H(nf_1, j)` (which its recipient
+/// decrypts with), and the hash of the two published ciphertexts is the `ciphertext_hash` the
+/// spender signed (and the batch hash carries). A node that publishes other ciphertexts or rhos
+/// would leave the recipient unable to find the note; this names it.
 fn check_notes(
     batches: &[BatchInfo],
     notes: &BTreeMap<u64, PublishedNote>,
@@ -373,6 +374,17 @@ fn check_notes(
                         b.number,
                         format!(
                             "note {position}: published commitment is not transfer {s}'s cm_{j}"
+                        ),
+                    );
+                }
+                // The recipient decrypts with the published rho: it must be H(nf_1, j).
+                let rho = output_rho(public.nullifiers[0], j as u64 + 1);
+                if veil_circuits::field::from_hex(&note.rho).ok() != Some(rho) {
+                    problems.add(
+                        b.number,
+                        format!(
+                            "note {position}: published rho is not H(nf_1, {}) of transfer {s}",
+                            j + 1
                         ),
                     );
                 }

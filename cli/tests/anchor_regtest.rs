@@ -220,6 +220,18 @@ fn every_batch_is_anchored_in_one_chain_and_verify_chain_checks_it() {
     notes[k]["ciphertext"] = a;
     let s = assert_problems(&chain.verify_chain(&serve_static(render(&m)), None), &[1]);
     assert!(s.contains("not the ones its spender signed"), "{s}");
+    // The same notes published with their rhos swapped: the recipients could not decrypt.
+    let mut m = honest.clone();
+    let notes = m.get_mut("/v1/notes?from=0&limit=1000").unwrap()["notes"]
+        .as_array_mut()
+        .unwrap();
+    let at = |p: u64| notes.iter().position(|n| n["position"] == p).unwrap();
+    let (i, k) = (at(start), at(start + 1));
+    let (a, b) = (notes[i]["rho"].clone(), notes[k]["rho"].clone());
+    notes[i]["rho"] = b;
+    notes[k]["rho"] = a;
+    let s = assert_problems(&chain.verify_chain(&serve_static(render(&m)), None), &[1]);
+    assert!(s.contains("published rho is not H(nf_1, 1)"), "{s}");
 
     // A wrong anchor payload: a real transaction on Bitcoin, signed by the operator, committing
     // to another root for batch 2, which a node names as batch 2's anchor.

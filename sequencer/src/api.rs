@@ -287,7 +287,9 @@ fn submit_status(e: &SubmitError) -> StatusCode {
     match e {
         SubmitError::Duplicate(_) | SubmitError::DuplicateDeposit { .. } => StatusCode::CONFLICT,
         SubmitError::DepositNotAllowed => StatusCode::FORBIDDEN,
-        SubmitError::NotADeposit | SubmitError::BadCiphertext { .. } => StatusCode::BAD_REQUEST,
+        SubmitError::NotADeposit
+        | SubmitError::BadCiphertext { .. }
+        | SubmitError::MixedCiphertextLengths(..) => StatusCode::BAD_REQUEST,
         SubmitError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         SubmitError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         SubmitError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -419,6 +421,7 @@ async fn get_notes(q: NotesQuery, ctx: Arc<ApiContext>) -> Response {
                     json!({
                         "position": pos,
                         "commitment": format!("0x{}", hex::encode(e.commitment)),
+                        "rho": format!("0x{}", hex::encode(e.rho)),
                         "ciphertext": hex::encode(&e.ciphertext),
                     })
                 })
@@ -699,7 +702,17 @@ pub const OPENAPI: &str = r##"{
               "position": {"$ref": "#/components/schemas/U64"}}}},
           "outputs": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"$ref": "#/components/schemas/Note"}},
           "signature": {"type": "string", "pattern": "^[0-9a-fA-F]{128}$"},
-          "ciphertexts": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "string"}}}},
+          "ciphertexts": {"type": "array", "minItems": 2, "maxItems": 2,
+            "description": "epk || ciphertext per output, hex: both 89 bytes (no memo) or both 121 (memos); else 400 bad_ciphertext",
+            "items": {"type": "string", "pattern": "^(0x)?([0-9a-fA-F]{178}|[0-9a-fA-F]{242})$"}}}},
+      "PublishedNote": {"type": "object", "required": ["position", "commitment", "rho", "ciphertext"],
+        "properties": {"position": {"$ref": "#/components/schemas/U64"},
+          "commitment": {"$ref": "#/components/schemas/Field"},
+          "rho": {"allOf": [{"$ref": "#/components/schemas/Field"}], "description": "H(nf_1, j) of the transfer output: the decryptor's rho (not in the ciphertext)"},
+          "ciphertext": {"type": "string", "description": "epk || ChaCha20-Poly1305(lead || value || rseed || [memo]) || tag, hex: 89 or 121 bytes"}}},
+      "NotesPage": {"type": "object", "required": ["notes", "next"],
+        "properties": {"notes": {"type": "array", "items": {"$ref": "#/components/schemas/PublishedNote"}},
+          "next": {"$ref": "#/components/schemas/U64"}}},
       "Accepted": {"type": "object", "properties": {"id": {"type": "string"}, "status": {"type": "string", "enum": ["pending"]}}},
       "Anchor": {"type": "object", "description": "Bitcoin anchor of a batch (DESIGN 11)",
         "required": ["txid", "status", "confirmations", "versions"],
@@ -736,7 +749,9 @@ pub const OPENAPI: &str = r##"{
       "parameters": [{"name": "from", "in": "query", "schema": {"$ref": "#/components/schemas/U64"}},
         {"name": "limit", "in": "query", "description": "page size, default 100, at most 1000 (above: 400 limit_out_of_range)",
           "schema": {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100}}],
-      "responses": {"200": {"description": "notes"}, "400": {"$ref": "#/components/responses/Error"}}}},
+      "responses": {"200": {"description": "notes",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NotesPage"}}}},
+        "400": {"$ref": "#/components/responses/Error"}}}},
     "/v1/notes/{pos}/path": {"get": {"summary": "Merkle path of a note position at the current root",
       "parameters": [{"name": "pos", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/U64"}}],
       "responses": {"200": {"description": "path", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NotePath"}}}},
@@ -782,6 +797,14 @@ mod tests {
             assert!(paths.contains_key(p), "{p} missing");
         }
         assert_eq!(paths.len(), 12);
+        // Wallets scan notes with the rho of each (not in the ciphertext).
+        let note = &doc["components"]["schemas"]["PublishedNote"];
+        assert!(note["required"].as_array().unwrap().contains(&json!("rho")));
+        assert_eq!(
+            paths["/v1/notes"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                ["$ref"],
+            "#/components/schemas/NotesPage"
+        );
     }
 
     #[test]

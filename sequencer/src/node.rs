@@ -39,7 +39,10 @@ use tokio::sync::{oneshot, Notify};
 use veil_circuits::batch::{build_batch_admitted, BatchError, BatchShape, BuiltBatch};
 use veil_circuits::field;
 use veil_circuits::keys::owner_tag;
-use veil_circuits::note::{nullifier, NOTE_CIPHERTEXT_LEN};
+use veil_circuits::note::{
+    is_note_ciphertext_len, nullifier, output_rho, NOTE_CIPHERTEXT_LEN_COMPACT,
+    NOTE_CIPHERTEXT_LEN_MEMO,
+};
 use veil_circuits::tree::MerklePath;
 use veil_circuits::{RollupState, StateSummary, Transfer, TransferError};
 
@@ -87,14 +90,23 @@ pub enum SubmitError {
     /// The operator's deposit endpoint got a transfer without `public_in`.
     #[error("not a deposit: public_in is 0")]
     NotADeposit,
-    /// A ciphertext of the wrong length.
-    #[error("ciphertext {index} is {len} bytes, expected {NOTE_CIPHERTEXT_LEN}")]
+    /// A ciphertext of neither note ciphertext length.
+    #[error(
+        "ciphertext {index} is {len} bytes, expected {NOTE_CIPHERTEXT_LEN_COMPACT} (no memo) or \
+         {NOTE_CIPHERTEXT_LEN_MEMO} (with a memo)"
+    )]
     BadCiphertext {
         /// Output index.
         index: usize,
         /// Its length.
         len: usize,
     },
+    /// The two ciphertexts differ in length (only one output carries a memo).
+    #[error(
+        "ciphertexts are {0} and {1} bytes: both outputs must carry a memo ({NOTE_CIPHERTEXT_LEN_MEMO} \
+         bytes each) or neither ({NOTE_CIPHERTEXT_LEN_COMPACT} bytes each)"
+    )]
+    MixedCiphertextLengths(usize, usize),
     /// A rule of DESIGN §6 fails.
     #[error(transparent)]
     Invalid(#[from] TransferError),
@@ -132,7 +144,9 @@ impl SubmitError {
             SubmitError::DuplicateDeposit { .. } => "duplicate_deposit",
             SubmitError::DepositNotAllowed => "deposit_not_allowed",
             SubmitError::NotADeposit => "not_a_deposit",
-            SubmitError::BadCiphertext { .. } => "bad_ciphertext",
+            SubmitError::BadCiphertext { .. } | SubmitError::MixedCiphertextLengths(..) => {
+                "bad_ciphertext"
+            }
             SubmitError::Invalid(e) => transfer_error_code(e),
             SubmitError::Store(_) => "storage_error",
             SubmitError::Unavailable => "unavailable",
@@ -685,12 +699,16 @@ impl Node {
     /// Rules that fail here are reported by [`Node::admit`] in `Transfer::validate`'s order.
     pub fn precheck(&self, t: Transfer, operator: bool) -> Result<Prechecked, SubmitError> {
         for (index, ct) in t.ciphertexts.iter().enumerate() {
-            if ct.len() != NOTE_CIPHERTEXT_LEN {
+            if !is_note_ciphertext_len(ct.len()) {
                 return Err(SubmitError::BadCiphertext {
                     index,
                     len: ct.len(),
                 });
             }
+        }
+        let [len1, len2] = [t.ciphertexts[0].len(), t.ciphertexts[1].len()];
+        if len1 != len2 {
+            return Err(SubmitError::MixedCiphertextLengths(len1, len2));
         }
         let is_deposit = t.public.public_in > 0;
         if is_deposit && !operator {
@@ -816,6 +834,10 @@ impl Node {
                             note_start + (2 * s + j) as u64,
                             NoteEntry {
                                 commitment: field::to_bytes_be(&t.public.commitments[j]),
+                                rho: field::to_bytes_be(&output_rho(
+                                    t.public.nullifiers[0],
+                                    j as u64 + 1,
+                                )),
                                 ciphertext: t.ciphertexts[j].clone(),
                             },
                         )
@@ -1165,10 +1187,57 @@ mod tests {
             notes[2].0, 4,
             "second batch starts at the next aligned subtree"
         );
+        // Each carries its rho, H(nf_1, j), which its recipient needs to decrypt it.
+        for (k, t) in [(0, &d), (1, &d), (2, &pay), (3, &pay)] {
+            let rho = output_rho(t.public.nullifiers[0], k as u64 % 2 + 1);
+            assert_eq!(notes[k].1.rho, field::to_bytes_be(&rho));
+            assert_eq!(rho, t.outputs[k % 2].rho);
+            assert_eq!(notes[k].1.ciphertext, t.ciphertexts[k % 2]);
+        }
         let (leaf, path, root) = node.note_path(4).unwrap();
         assert_eq!(leaf, pay.public.commitments[0]);
         assert_eq!(path.root(leaf, 4), root);
         assert!(node.note_path(8).is_none());
+    }
+
+    #[test]
+    fn ciphertexts_of_one_length_89_or_121_are_required() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sc = Scenario::new(shape(), 14);
+        let alice = sc.new_key();
+        let node = Node::open(dir.path(), shape()).unwrap();
+        let plain = sc.deposit(&alice, 10);
+        sc.set_memos(Some([[1u8; 32], [2u8; 32]]));
+        let memo = sc.deposit(&alice, 20);
+        // The old 152-byte format, and any other length, is refused before anything else.
+        for len in [0, 88, 90, 120, 152] {
+            let mut t = plain.clone();
+            t.ciphertexts[1] = vec![0u8; len];
+            match node.submit(t, true) {
+                Err(e @ SubmitError::BadCiphertext { index: 1, .. }) => {
+                    assert_eq!(e.code(), "bad_ciphertext");
+                    assert!(e.to_string().contains(&format!("{len} bytes")), "{e}");
+                }
+                other => panic!("{len}: {other:?}"),
+            }
+        }
+        // A memo on one output only would show which output carries one.
+        let mut mixed = plain.clone();
+        mixed.ciphertexts[0] = memo.ciphertexts[0].clone();
+        let e = node.submit(mixed, true).unwrap_err();
+        assert!(
+            matches!(e, SubmitError::MixedCiphertextLengths(121, 89)),
+            "{e:?}"
+        );
+        assert_eq!(e.code(), "bad_ciphertext");
+        assert!(e.to_string().contains("121 and 89 bytes"), "{e}");
+        // Both compact, or both with memos: accepted and published as given.
+        node.submit(plain.clone(), true).unwrap();
+        node.submit(memo.clone(), true).unwrap();
+        assert_eq!(node.seal().unwrap(), Some(0));
+        let notes = node.notes(0, 10).unwrap();
+        let lens: Vec<usize> = notes.iter().map(|(_, n)| n.ciphertext.len()).collect();
+        assert_eq!(lens, [89, 89, 121, 121]);
     }
 
     #[test]

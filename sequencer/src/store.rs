@@ -42,8 +42,9 @@ const META_SHAPE: &str = "shape";
 const META_FORMAT: &str = "format";
 
 /// The record format this build reads and writes (2: a transfer's public data carries its
-/// `ciphertext_hash`; 3: an anchor record covers a range of batches and keeps the transactions
-/// that carry their data). A store of another format is refused at open, never misread.
+/// `ciphertext_hash`; 3: compact note ciphertexts, a published note carries its `rho`, and an
+/// anchor record covers a range of batches and keeps the transactions that carry their data).
+/// A store of another format is refused at open, never misread.
 pub const STORE_FORMAT: u32 = 3;
 const META_NEXT_SEQ: &str = "next_seq";
 const META_BATCH_HEIGHT: &str = "batch_height";
@@ -211,6 +212,9 @@ pub struct BatchRecord {
 pub struct NoteEntry {
     /// Commitment, 32 bytes big-endian.
     pub commitment: [u8; 32],
+    /// `rho = H(nf_1, j)` of the output, 32 bytes big-endian: the recipient needs it to decrypt
+    /// (it is not in the ciphertext).
+    pub rho: [u8; 32],
     /// `epk || ciphertext`.
     pub ciphertext: Vec<u8>,
 }

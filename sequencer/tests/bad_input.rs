@@ -257,6 +257,18 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
             "bad_ciphertext",
         ),
         (
+            "ciphertext of the old 152-byte format",
+            post(&with(&g, |v| v["ciphertexts"][0] = json!("00".repeat(152)))),
+            400,
+            "bad_ciphertext",
+        ),
+        (
+            "ciphertexts of two lengths",
+            post(&with(&g, |v| v["ciphertexts"][0] = json!("00".repeat(121)))),
+            400,
+            "bad_ciphertext",
+        ),
+        (
             "duplicate submission",
             post(&body(&t1)),
             409,

@@ -123,7 +123,7 @@ async fn deposit_transfer_prove_and_verify() {
     let mut found = None;
     for n in &notes {
         let ct = hex::decode(n["ciphertext"].as_str().unwrap()).unwrap();
-        if let Ok((note, _)) = decrypt_note(&bob, &ct, fe(&n["commitment"])) {
+        if let Ok((note, _)) = decrypt_note(&bob, &ct, fe(&n["rho"]), fe(&n["commitment"])) {
             found = Some((n["position"].as_u64().unwrap(), note));
         }
     }

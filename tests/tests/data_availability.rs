@@ -5,7 +5,7 @@
 
 use ark_ff::One;
 use veil_circuits::batch::BatchShape;
-use veil_circuits::note::decrypt_note;
+use veil_circuits::note::{decrypt_note, output_rho};
 use veil_circuits::Transfer;
 use veil_fixtures::Scenario;
 use veil_verifier::da::{AnchorData, BatchData, TransferData};
@@ -54,7 +54,10 @@ fn a_history_rebuilt_from_its_anchor_data_verifies() {
     let pay = sc.pay(&alice, &bob, 300, 0, 7);
     run(&mut sc, vec![pay.clone()]);
     run(&mut sc, vec![]);
+    let memo = *b"refund for order 17, less fees..";
+    sc.set_memos(Some([memo, [0u8; 32]]));
     let back = sc.pay(&bob, &alice, 100, 50, 3);
+    sc.set_memos(None);
     run(&mut sc, vec![back]);
 
     // Two anchors: batches 0..=1 and 2..=3.
@@ -90,8 +93,17 @@ fn a_history_rebuilt_from_its_anchor_data_verifies() {
     // Bob finds his payment in the data: batch 1, slot 0, output 0.
     let data = AnchorData::decode(&encoded[0]).unwrap();
     let t = &data.batches[1].transfers[0];
-    let (note, _) = decrypt_note(&bob, &t.ciphertexts[0], t.public.commitments[0]).unwrap();
+    let rho = output_rho(t.public.nullifiers[0], 1);
+    let (note, none) = decrypt_note(&bob, &t.ciphertexts[0], rho, t.public.commitments[0]).unwrap();
+    assert_eq!(none, None);
     assert_eq!(note.value, 300);
+    // And Alice her refund with its memo: batch 3, slot 0, output 0 (121-byte ciphertexts).
+    let data2 = AnchorData::decode(&encoded[1]).unwrap();
+    let t = &data2.batches[1].transfers[0];
+    assert_eq!(t.ciphertexts.clone().map(|c| c.len()), [121, 121]);
+    let rho = output_rho(t.public.nullifiers[0], 1);
+    let (note, m) = decrypt_note(&alice, &t.ciphertexts[0], rho, t.public.commitments[0]).unwrap();
+    assert_eq!((note.value, m), (100, Some(memo)));
 
     // Applying out of order, or twice, is refused and changes nothing.
     let root = rebuilt.state().state_root();

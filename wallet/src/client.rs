@@ -106,6 +106,8 @@ pub struct PublishedNote {
     pub position: u64,
     /// `cm` (hex).
     pub commitment: String,
+    /// `rho = H(nf_1, j)` of the output (hex): decryption needs it, the ciphertext omits it.
+    pub rho: String,
     /// `epk || ciphertext` (hex).
     pub ciphertext: String,
 }

@@ -235,11 +235,12 @@ impl Wallet {
                 let bad = |reason: String| WalletError::MalformedNote { position, reason };
                 let cm = field::from_hex(&published.commitment)
                     .map_err(|e| bad(format!("commitment: {e}")))?;
+                let rho = field::from_hex(&published.rho).map_err(|e| bad(format!("rho: {e}")))?;
                 let ct = hex::decode(&published.ciphertext)
                     .map_err(|e| bad(format!("ciphertext: {e}")))?;
                 report.scanned += 1;
                 // decrypt_note checks the opening against the published commitment.
-                let Ok((note, _memo)) = decrypt_note(self.key(), &ct, cm) else {
+                let Ok((note, _memo)) = decrypt_note(self.key(), &ct, rho, cm) else {
                     continue;
                 };
                 if note.value == 0 || self.state.notes.iter().any(|n| n.position == position) {
@@ -588,15 +589,15 @@ mod tests {
 
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
-    use veil_circuits::note::{encrypt_note, Note};
+    use veil_circuits::note::{create_note, Note, Rseed};
 
     use super::*;
 
     /// What the stub node serves.
     #[derive(Default)]
     struct StubData {
-        /// (commitment hex, ciphertext hex) by position.
-        notes: Vec<(String, String)>,
+        /// (commitment hex, rho hex, ciphertext hex) by position.
+        notes: Vec<(String, String, String)>,
         /// Spent nullifiers (hex).
         spent: HashSet<String>,
         /// Pending nullifiers (hex).
@@ -633,7 +634,7 @@ mod tests {
             let items: Vec<_> = (from.min(end)..end)
                 .map(|p| {
                     serde_json::json!({"position": p, "commitment": d.notes[p].0,
-                    "ciphertext": d.notes[p].1})
+                    "rho": d.notes[p].1, "ciphertext": d.notes[p].2})
                 })
                 .collect();
             return (
@@ -683,12 +684,21 @@ mod tests {
         format!("http://{addr}")
     }
 
-    fn publish(data: &Mutex<StubData>, note: &Note, to: &PaymentAddress, rng: &mut ChaCha20Rng) {
-        let ct = encrypt_note(note, &[0u8; 32], to, rng);
-        data.lock()
-            .unwrap()
-            .notes
-            .push((field::to_hex(&note.commitment()), hex::encode(ct)));
+    /// Publishes a new note of `value` to `to` with uniqueness seed `rho`, as a node would.
+    fn publish(
+        data: &Mutex<StubData>,
+        to: &PaymentAddress,
+        value: u64,
+        rho: Fr,
+        rng: &mut ChaCha20Rng,
+    ) -> Note {
+        let (note, ct) = create_note(to, value, rho, &Rseed::random(rng), None);
+        data.lock().unwrap().notes.push((
+            field::to_hex(&note.commitment()),
+            field::to_hex(&rho),
+            hex::encode(ct),
+        ));
+        note
     }
 
     #[test]
@@ -708,27 +718,21 @@ mod tests {
 
         // 0: Alice 100; 1: Bob 50; 2: Alice 0 (a dummy change note); 3: a ciphertext for Alice
         // whose published commitment is another note's; 4: garbage; 5: Alice 30, spent.
-        let n0 = Note::new(a.addr, 100, rho(0), &mut rng);
-        publish(&data, &n0, &a, &mut rng);
-        publish(
-            &data,
-            &Note::new(b.addr, 50, rho(1), &mut rng),
-            &b,
-            &mut rng,
-        );
-        publish(&data, &Note::new(a.addr, 0, rho(2), &mut rng), &a, &mut rng);
-        let n3 = Note::new(a.addr, 70, rho(3), &mut rng);
-        let ct3 = encrypt_note(&n3, &[0u8; 32], &a, &mut rng);
+        let n0 = publish(&data, &a, 100, rho(0), &mut rng);
+        publish(&data, &b, 50, rho(1), &mut rng);
+        publish(&data, &a, 0, rho(2), &mut rng);
+        let (n3, ct3) = create_note(&a, 70, rho(3), &Rseed::random(&mut rng), None);
         data.lock().unwrap().notes.push((
             field::to_hex(&(n3.commitment() + Fr::from(1u64))),
+            field::to_hex(&rho(3)),
             hex::encode(ct3),
         ));
-        data.lock()
-            .unwrap()
-            .notes
-            .push((field::to_hex(&Fr::from(5u64)), "00".repeat(160)));
-        let n5 = Note::new(a.addr, 30, rho(5), &mut rng);
-        publish(&data, &n5, &a, &mut rng);
+        data.lock().unwrap().notes.push((
+            field::to_hex(&Fr::from(5u64)),
+            field::to_hex(&rho(4)),
+            "00".repeat(89),
+        ));
+        let n5 = publish(&data, &a, 30, rho(5), &mut rng);
         let nk = alice.key().nullifier_key();
         data.lock()
             .unwrap()
@@ -769,8 +773,7 @@ mod tests {
         // spent by someone else's pending transfer is not spendable.
         let mut again = Wallet::open(dir.path(), None).unwrap();
         assert_eq!(again.state.next_position, 6);
-        let n6 = Note::new(a.addr, 45, rho(6), &mut rng);
-        publish(&data, &n6, &a, &mut rng);
+        publish(&data, &a, 45, rho(6), &mut rng);
         data.lock()
             .unwrap()
             .pending
@@ -944,7 +947,10 @@ mod tests {
         t.validate(&state, |_| false).unwrap();
         assert_eq!(t.public.public_in, 1000);
         assert_eq!(t.public.deposit_ref, btc::deposit_ref(&op));
-        let (note, _) = decrypt_note(&alice, &t.ciphertexts[0], t.public.commitments[0]).unwrap();
+        let rho = veil_circuits::note::output_rho(t.public.nullifiers[0], 1);
+        let (note, memo) =
+            decrypt_note(&alice, &t.ciphertexts[0], rho, t.public.commitments[0]).unwrap();
+        assert_eq!(memo, None);
         assert_eq!(note.value, 1000);
         assert!(matches!(
             build_deposit(&alice.payment_address(), 0, &op, &mut rng),

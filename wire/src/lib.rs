@@ -20,7 +20,10 @@ use sha2::{Digest, Sha256};
 use veil_circuits::eddsa::{PublicKey, Signature, SignatureError, SIGNATURE_BYTES};
 use veil_circuits::field::{self, FieldError};
 use veil_circuits::keys::ProofGenerationKey;
-use veil_circuits::note::{ciphertext_hash, Note, NOTE_CIPHERTEXT_LEN};
+use veil_circuits::note::{
+    ciphertext_hash, is_note_ciphertext_len, Note, NOTE_CIPHERTEXT_LEN_COMPACT,
+    NOTE_CIPHERTEXT_LEN_MEMO,
+};
 use veil_circuits::transfer::{SpentNote, Transfer, TransferPublic};
 
 /// Hex SHA-256 of a transfer's public data.
@@ -64,7 +67,8 @@ pub struct TransferRequest {
     pub outputs: [NoteJson; 2],
     /// EdDSA signature: 128 hex digits (compressed `R` then `S` little-endian).
     pub signature: String,
-    /// `epk || ciphertext` per output, hex, exactly `NOTE_CIPHERTEXT_LEN` bytes each.
+    /// `epk || ciphertext` per output, hex: both `NOTE_CIPHERTEXT_LEN_COMPACT` (89) bytes, or both
+    /// `NOTE_CIPHERTEXT_LEN_MEMO` (121).
     pub ciphertexts: [String; 2],
 }
 
@@ -135,14 +139,23 @@ pub enum WireError {
     /// The signature's bytes do not encode a signature.
     #[error("signature is malformed: {0}")]
     MalformedSignature(SignatureError),
-    /// A ciphertext of the wrong length.
-    #[error("ciphertexts[{index}]: {len} bytes, expected {NOTE_CIPHERTEXT_LEN}")]
+    /// A ciphertext of neither note ciphertext length.
+    #[error(
+        "ciphertexts[{index}]: {len} bytes, expected {NOTE_CIPHERTEXT_LEN_COMPACT} (no memo) \
+         or {NOTE_CIPHERTEXT_LEN_MEMO} (with a memo)"
+    )]
     BadCiphertext {
         /// Output index.
         index: usize,
         /// Length given.
         len: usize,
     },
+    /// The two ciphertexts have different lengths (one memo, one not).
+    #[error(
+        "ciphertexts are {0} and {1} bytes: both outputs must carry a memo ({NOTE_CIPHERTEXT_LEN_MEMO} \
+         bytes each) or neither ({NOTE_CIPHERTEXT_LEN_COMPACT} bytes each)"
+    )]
+    MixedCiphertextLengths(usize, usize),
 }
 
 impl WireError {
@@ -155,7 +168,9 @@ impl WireError {
             WireError::NotAnInteger { .. } => "not_an_integer",
             WireError::BadPoint => "bad_point",
             WireError::MalformedSignature(_) => "malformed_signature",
-            WireError::BadCiphertext { .. } => "bad_ciphertext",
+            WireError::BadCiphertext { .. } | WireError::MixedCiphertextLengths(..) => {
+                "bad_ciphertext"
+            }
         }
     }
 }
@@ -367,7 +382,7 @@ impl TryFrom<&TransferRequest> for Transfer {
         let signature = Signature::from_bytes(&sig_bytes).map_err(WireError::MalformedSignature)?;
         let ciphertexts = pair(|j| {
             let ct = parse_bytes(&req.ciphertexts[j], &format!("ciphertexts[{j}]"))?;
-            if ct.len() != NOTE_CIPHERTEXT_LEN {
+            if !is_note_ciphertext_len(ct.len()) {
                 return Err(WireError::BadCiphertext {
                     index: j,
                     len: ct.len(),
@@ -375,6 +390,12 @@ impl TryFrom<&TransferRequest> for Transfer {
             }
             Ok(ct)
         })?;
+        if ciphertexts[0].len() != ciphertexts[1].len() {
+            return Err(WireError::MixedCiphertextLengths(
+                ciphertexts[0].len(),
+                ciphertexts[1].len(),
+            ));
+        }
         let public = TransferPublic {
             nullifiers: pair(|i| parse_field(&req.nullifiers[i], &format!("nullifiers[{i}]")))?,
             commitments: pair(|i| parse_field(&req.commitments[i], &format!("commitments[{i}]")))?,
@@ -462,6 +483,23 @@ mod tests {
         assert_eq!(v["public_in"], serde_json::json!(1234));
         assert!(v["nullifiers"][0].as_str().unwrap().starts_with("0x"));
         assert_eq!(v["signature"].as_str().unwrap().len(), 128);
+    }
+
+    #[test]
+    fn a_transfer_with_memos_round_trips() {
+        let mut sc = Scenario::new(BatchShape::new(2, 8).unwrap(), 8);
+        let alice = sc.new_key();
+        sc.set_memos(Some([[7u8; 32], [0u8; 32]]));
+        let t = sc.deposit(&alice, 55);
+        assert_eq!(t.ciphertexts[0].len(), NOTE_CIPHERTEXT_LEN_MEMO);
+        assert_eq!(t.ciphertexts[1].len(), NOTE_CIPHERTEXT_LEN_MEMO);
+        assert_eq!(convert(json(&t)).unwrap(), t);
+        // The compact sample's ciphertexts are 89 bytes each.
+        let plain = sample();
+        assert!(plain
+            .ciphertexts
+            .iter()
+            .all(|c| c.len() == NOTE_CIPHERTEXT_LEN_COMPACT));
     }
 
     #[test]
@@ -592,17 +630,31 @@ mod tests {
             with(&["signature"], "ff".repeat(64).into()).unwrap_err(),
             WireError::MalformedSignature(_)
         ));
+        for len in [0, 88, 90, 120, 122, 152] {
+            assert_eq!(
+                with(&["ciphertexts", "0"], "00".repeat(len).into()).unwrap_err(),
+                WireError::BadCiphertext { index: 0, len },
+            );
+        }
         assert_eq!(
-            with(
-                &["ciphertexts", "0"],
-                "00".repeat(NOTE_CIPHERTEXT_LEN - 1).into()
-            )
-            .unwrap_err(),
-            WireError::BadCiphertext {
-                index: 0,
-                len: NOTE_CIPHERTEXT_LEN - 1
-            }
+            with(&["ciphertexts", "1"], "00".repeat(152).into()).unwrap_err(),
+            WireError::BadCiphertext { index: 1, len: 152 },
         );
+        // One memo-sized ciphertext next to a compact one: which output has a memo would show.
+        let mixed = with(
+            &["ciphertexts", "0"],
+            "00".repeat(NOTE_CIPHERTEXT_LEN_MEMO).into(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            mixed,
+            WireError::MixedCiphertextLengths(
+                NOTE_CIPHERTEXT_LEN_MEMO,
+                NOTE_CIPHERTEXT_LEN_COMPACT
+            )
+        );
+        assert_eq!(mixed.code(), "bad_ciphertext");
+        assert!(mixed.to_string().contains("121 and 89 bytes"), "{mixed}");
         assert_eq!(
             with(&["ciphertexts", "1"], "0g".into()).unwrap_err(),
             WireError::BadHex {

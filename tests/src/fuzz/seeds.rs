@@ -40,8 +40,8 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// Seed transfers of a B2-D8 scenario: deposits (the last one never applied) and private
-/// transfers (a payment with a fee, a withdrawal), with the public batch files of the batches
-/// that applied them.
+/// transfers (a payment with a fee, a withdrawal with memos), with the public batch files of the
+/// batches that applied them.
 struct History {
     deposits: Vec<Transfer>,
     transfers: Vec<Transfer>,
@@ -60,7 +60,10 @@ fn history() -> &'static History {
         let b0 = sc.apply(&[d1.clone(), d2.clone()]).expect("deposits apply");
         let t1 = sc.pay(&alice, &bob, 250, 0, 3);
         let bob_note = sc.unspent(&bob)[0];
+        // With memos, so the seeds hold both note ciphertext lengths (89 and 121 bytes).
+        sc.set_memos(Some([[0x4d; 32], [0u8; 32]]));
         let t2 = sc.spend(&bob, &[bob_note], &alice, 100, 150, 10);
+        sc.set_memos(None);
         let b1 = sc
             .apply(&[t1.clone(), t2.clone()])
             .expect("transfers apply");
