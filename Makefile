@@ -71,7 +71,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SANITIZER ?= address
 FUZZ_MAX_LEN ?= 1048576
 FUZZ_TARGETS ?= transfer_json deposit_json api_request field_hex batch_file proof_file \
-	proof_bytes vk_file pk_file anchor_payload anchor_tx
+	proof_bytes vk_file pk_file anchor_payload anchor_tx anchor_data envelope_leaf
 fuzz:
 	$(CARGO) test -p veil-tests --test fuzz_decoders -- --ignored write_cargo_fuzz_corpus
 	cd fuzz && for t in $(FUZZ_TARGETS); do \

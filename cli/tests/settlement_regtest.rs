@@ -141,7 +141,10 @@ fn batches_proven_within_a_block_share_one_anchor_and_bitcoin_alone_verifies_the
     let a1 = node.batch(1).anchor.unwrap();
     assert_eq!(a1.first_batch, Some(1));
     assert_eq!(a1.last_batch, Some(proven - 1));
-    assert!(proven > 8, "{proven} batches proven: eight or more share the second anchor");
+    assert!(
+        proven > 8,
+        "{proven} batches proven: eight or more share the second anchor"
+    );
     let txids = check_anchor_chain(&chain, &node, proven);
     assert!(txids[1..].iter().all(|t| *t == txids[1]));
     assert_ne!(txids[0], txids[1]);

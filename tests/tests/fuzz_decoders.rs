@@ -112,6 +112,16 @@ fn anchor_tx() {
     fuzz(Target::AnchorTx, cases(DEFAULT_CASES));
 }
 
+#[test]
+fn anchor_data() {
+    fuzz(Target::AnchorData, cases(DEFAULT_CASES));
+}
+
+#[test]
+fn envelope_leaf() {
+    fuzz(Target::EnvelopeLeaf, cases(DEFAULT_CASES));
+}
+
 /// The seeds are valid: mutations start from inputs each decoder accepts whole.
 #[test]
 fn every_seed_is_accepted() {

@@ -14,7 +14,9 @@ use bitcoin::consensus::encode::{deserialize, deserialize_hex, serialize, serial
 use bitcoin::hashes::Hash;
 use bitcoin::script::Script;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
+use veil_bitcoin::envelope::{leaf_script, parse_leaf_script};
 use veil_bitcoin::payload::compressed_proof_bytes;
+use veil_bitcoin::payload::AnchorPayloadAny;
 use veil_bitcoin::tx::check_standard;
 use veil_bitcoin::{AnchorPayload, PrevOut};
 use veil_circuits::batch::file::BatchFile;
@@ -26,6 +28,7 @@ use veil_prover::keys::{self, KeyHeader, HEADER_LEN};
 use veil_prover::proof::{
     proof_from_bytes, proof_from_hex, proof_to_bytes, proof_to_hex, ProofFile,
 };
+use veil_verifier::da::AnchorData;
 use veil_wire::{parse_field, TransferRequest};
 
 use super::Target;
@@ -102,9 +105,11 @@ pub fn accepts(target: Target, data: &[u8]) -> bool {
             keys::proving_key_from_bytes(path, data, ctx.pk_shape, &ctx.pk_hash).is_ok()
         }
         Target::AnchorPayload => {
-            AnchorPayload::from_bytes(data).is_ok()
-                || AnchorPayload::from_script(Script::from_bytes(data)).is_ok()
+            AnchorPayloadAny::from_bytes(data).is_ok()
+                || AnchorPayloadAny::from_script(Script::from_bytes(data)).is_ok()
         }
+        Target::AnchorData => AnchorData::decode(data).is_ok(),
+        Target::EnvelopeLeaf => parse_leaf_script(Script::from_bytes(data)).is_ok(),
         Target::AnchorTx => deserialize::<Transaction>(data)
             .ok()
             .or_else(|| text.and_then(|t| deserialize_hex::<Transaction>(t).ok()))
@@ -330,8 +335,44 @@ pub fn pk_file(ctx: &KeyContext, data: &[u8]) {
     }
 }
 
-/// An anchor payload as read from an `OP_RETURN` (bare 77 bytes, and the whole script).
+/// Anchor data as read from an envelope: accepted only in its one canonical encoding, which
+/// re-encodes to the same bytes.
+pub fn anchor_data(data: &[u8]) {
+    if let Ok(d) = AnchorData::decode(data) {
+        assert_eq!(
+            d.encode().as_deref(),
+            Ok(data),
+            "non-canonical anchor data accepted"
+        );
+        assert!(d.batches.len() as u64 <= u64::MAX - d.first_batch);
+    }
+}
+
+/// An envelope leaf script as revealed in a witness: accepted only in its one layout for the
+/// data length, which the builder reproduces.
+pub fn envelope_leaf(data: &[u8]) {
+    if let Ok((key, carried)) = parse_leaf_script(Script::from_bytes(data)) {
+        assert_eq!(
+            leaf_script(key, &carried).as_bytes(),
+            data,
+            "non-canonical envelope leaf accepted"
+        );
+    }
+}
+
+/// An anchor payload as read from an `OP_RETURN` (bare 77 or 79 bytes, and the whole script),
+/// either version.
 pub fn anchor_payload(data: &[u8]) {
+    if let Ok(p) = AnchorPayloadAny::from_bytes(data) {
+        assert_eq!(p.to_bytes(), data, "non-canonical payload accepted");
+    }
+    if let Ok(AnchorPayloadAny::V2(p)) = AnchorPayloadAny::from_script(Script::from_bytes(data)) {
+        assert_eq!(
+            p.script_pubkey().as_bytes(),
+            data,
+            "non-canonical script accepted"
+        );
+    }
     if let Ok(p) = AnchorPayload::from_bytes(data) {
         assert_eq!(
             p.to_bytes().as_slice(),

@@ -42,11 +42,15 @@ pub enum Target {
     AnchorPayload,
     /// A consensus-encoded Bitcoin transaction read back as an anchor.
     AnchorTx,
+    /// The anchor data an envelope carries (`veil_verifier::da`).
+    AnchorData,
+    /// A Taproot envelope leaf script, as revealed in a witness.
+    EnvelopeLeaf,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 11] = [
+    pub const ALL: [Target; 13] = [
         Target::TransferJson,
         Target::DepositJson,
         Target::ApiRequest,
@@ -58,6 +62,8 @@ impl Target {
         Target::PkFile,
         Target::AnchorPayload,
         Target::AnchorTx,
+        Target::AnchorData,
+        Target::EnvelopeLeaf,
     ];
 
     /// The `cargo fuzz` target name (and corpus directory).
@@ -74,6 +80,8 @@ impl Target {
             Target::PkFile => "pk_file",
             Target::AnchorPayload => "anchor_payload",
             Target::AnchorTx => "anchor_tx",
+            Target::AnchorData => "anchor_data",
+            Target::EnvelopeLeaf => "envelope_leaf",
         }
     }
 
@@ -116,6 +124,8 @@ impl Decoders {
             Target::PkFile => decoders::pk_file(decoders::key_context(), data),
             Target::AnchorPayload => decoders::anchor_payload(data),
             Target::AnchorTx => decoders::anchor_tx(data),
+            Target::AnchorData => decoders::anchor_data(data),
+            Target::EnvelopeLeaf => decoders::envelope_leaf(data),
         }
     }
 

@@ -15,6 +15,8 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Amount, FeeRate, OutPoint, TxOut, Txid};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use veil_bitcoin::envelope::leaf_script;
+use veil_bitcoin::payload::AnchorPayloadV2;
 use veil_bitcoin::{build_anchor_tx, AnchorPayload, OperatorKey, PrevOut};
 use veil_circuits::batch::file::BatchFile;
 use veil_circuits::batch::BatchShape;
@@ -23,6 +25,7 @@ use veil_circuits::transfer::Transfer;
 use veil_fixtures::Scenario;
 use veil_prover::keys::{self, KeyKind};
 use veil_prover::proof::{proof_to_bytes, ProofFile};
+use veil_verifier::da::{AnchorData, BatchData, TransferData};
 use veil_wire::transfer_id;
 use veil_wire::TransferRequest;
 
@@ -119,6 +122,55 @@ fn proof_files() -> Vec<(Vec<u8>, ProofFile)> {
 /// A proof of the committed files, decoded, as its 128 bytes.
 fn proof_bytes_of(file: &ProofFile) -> [u8; 128] {
     proof_to_bytes(&file.proof().expect("a committed proof decodes"))
+}
+
+/// Anchor data of the seed history: its transfers, two per batch, with the committed proofs.
+fn anchor_data() -> Vec<AnchorData> {
+    let h = history();
+    let proofs: Vec<[u8; 128]> = proof_files()
+        .iter()
+        .map(|(_, f)| proof_bytes_of(f))
+        .collect();
+    let transfers: Vec<&Transfer> = h.deposits.iter().chain(&h.transfers).collect();
+    let batches: Vec<BatchData> = transfers
+        .chunks(2)
+        .zip(proofs.iter().cycle())
+        .map(|(ts, proof)| BatchData {
+            proof: *proof,
+            transfers: ts
+                .iter()
+                .map(|t| TransferData {
+                    public: t.public,
+                    ciphertexts: t.ciphertexts.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    vec![
+        AnchorData {
+            batch_size: 2,
+            first_batch: 0,
+            batches: batches.clone(),
+        },
+        AnchorData {
+            batch_size: 2,
+            first_batch: 7,
+            batches: batches[..1].to_vec(),
+        },
+    ]
+}
+
+/// Version 2 payloads over the seed anchor data.
+fn range_payloads() -> Vec<AnchorPayloadV2> {
+    anchor_data()
+        .iter()
+        .map(|d| {
+            let hash = d.data_hash().expect("seed data encodes");
+            let pcs = vec![[3u8; 32]; d.batches.len()];
+            AnchorPayloadV2::new(d.first_batch, Fr::from(5u64), &hash, &pcs)
+                .expect("a seed payload")
+        })
+        .collect()
 }
 
 /// The committed history's anchor payloads.
@@ -260,7 +312,24 @@ pub fn seeds(target: Target) -> Vec<Vec<u8>> {
         Target::AnchorPayload => payloads()
             .iter()
             .flat_map(|p| [p.to_bytes().to_vec(), p.script_pubkey().into_bytes()])
+            .chain(
+                range_payloads()
+                    .iter()
+                    .flat_map(|p| [p.to_bytes().to_vec(), p.script_pubkey().into_bytes()]),
+            )
             .collect(),
+        Target::AnchorData => anchor_data()
+            .iter()
+            .map(|d| d.encode().expect("seed data encodes"))
+            .collect(),
+        Target::EnvelopeLeaf => {
+            let key = OperatorKey::generate(&mut ChaCha20Rng::seed_from_u64(6)).internal_key();
+            let data = anchor_data()[0].encode().expect("seed data encodes");
+            [&data[..], &data[..1], &data[..521], &[][..]]
+                .iter()
+                .map(|d| leaf_script(key, d).into_bytes())
+                .collect()
+        }
         Target::AnchorTx => {
             let txs = anchor_txs();
             let mut out: Vec<Vec<u8>> = txs.iter().map(serialize).collect();
