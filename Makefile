@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load fixtures bitcoind fuzz clean
+.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load bench-anchor fixtures bitcoind fuzz clean
 
 all: build
 
@@ -60,6 +60,13 @@ bench-load:
 MSM_ARGS ?=
 bench-msm:
 	$(CARGO) run --release -p veil-bench -- msm $(MSM_ARGS)
+
+# What settling on Bitcoin costs: one range anchor package (commit + anchor) per size (1, 16, 64,
+# 256 private transfers) on a throwaway regtest bitcoind (VEIL_BITCOIND, PATH or `make bitcoind`);
+# vbytes as Core counts them, vB and sats per transfer at 1/10/50 sat/vB; target/bench/anchor.md.
+ANCHOR_ARGS ?=
+bench-anchor:
+	$(CARGO) run --release -p veil-bench -- anchor $(ANCHOR_ARGS)
 
 # libFuzzer on every decoder a stranger can reach (fuzz/, needs `cargo install cargo-fuzz`),
 # FUZZ_SECONDS per target, one target after another: writes the seed corpora (fuzz/corpus, made

@@ -6,6 +6,7 @@
 //! Veil's MSM with arkworks' (see `msm.rs`); the hidden `veil-bench synth` repeats witness
 //! synthesis alone, for profiling (see `synth.rs`).
 
+mod anchor;
 mod compare;
 mod load;
 mod machine;
@@ -51,6 +52,8 @@ enum Command {
     LoadNode(load::NodeArgs),
     /// Veil's MSM against arkworks' on BN254 G1 and G2 (`make bench-msm`).
     Msm(msm::Args),
+    /// Anchor packages on regtest Bitcoin Core: vbytes and sats per transfer (`make bench-anchor`).
+    Anchor(anchor::Args),
     /// Witness synthesis alone, repeated (profiling).
     #[command(hide = true)]
     Synth(synth::Args),
@@ -218,6 +221,7 @@ fn main() {
         Command::Load(args) => load::run(args),
         Command::LoadNode(args) => load::run_node(args),
         Command::Msm(args) => msm::run(args),
+        Command::Anchor(args) => anchor::run(args),
         Command::Synth(args) => synth::run(args),
     };
     if let Err(e) = result {
