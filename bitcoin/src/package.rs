@@ -34,8 +34,8 @@ use super::envelope::{data_from_witness, Envelope, EnvelopeError, MAX_ENVELOPE_D
 use super::operator::{KeyKind, OperatorKey};
 use super::payload::{AnchorPayloadV2, PayloadError, MAGIC};
 use super::tx::{
-    check_fee_rate, check_relay_policy, fee_for_vsize, max_witness, sign_input, AnchorTxError,
-    PrevOut, CHANGE_VOUT, INCREMENTAL_RELAY_FEE,
+    check_fee_rate, check_relay_policy, fee_for_vsize, input_kind, max_witness, sign_input,
+    AnchorTxError, PrevOut, CHANGE_VOUT, INCREMENTAL_RELAY_FEE,
 };
 
 /// Core's default limit on the virtual size of a set of related unconfirmed transactions (the
@@ -264,11 +264,7 @@ fn build(
     evicted_fee: Option<Amount>,
 ) -> Result<AnchorPackage, PackageError> {
     check_fee_rate(fee_rate)?;
-    let input_kind =
-        key.kind_of(&prev.txout.script_pubkey)
-            .ok_or(AnchorTxError::ForeignPrevOut {
-                outpoint: prev.outpoint,
-            })?;
+    let input_kind = input_kind(key, prev)?;
     let operator = key.internal_key();
     let mut envelopes = Vec::new();
     let mut at = 0;

@@ -187,12 +187,7 @@ impl AnchorPayload {
 
     /// The `OP_RETURN` output script (80 bytes).
     pub fn script_pubkey(&self) -> ScriptBuf {
-        let bytes = self.to_bytes();
-        let push: &PushBytes = bytes
-            .as_slice()
-            .try_into()
-            .expect("77 bytes fit in one push");
-        ScriptBuf::new_op_return(push)
+        op_return_script(&self.to_bytes())
     }
 
     /// Decodes the payload from an anchor `OP_RETURN` script.
@@ -205,6 +200,12 @@ impl AnchorPayload {
         let first = tx.output.first().ok_or(PayloadError::NoOutputs)?;
         Self::from_script(&first.script_pubkey)
     }
+}
+
+/// `OP_RETURN OP_PUSHDATA1 <len> <bytes>` for a payload (at most 80 bytes, one push).
+fn op_return_script(bytes: &[u8]) -> ScriptBuf {
+    let push: &PushBytes = bytes.try_into().expect("a payload fits in one push");
+    ScriptBuf::new_op_return(push)
 }
 
 /// The bytes of `OP_RETURN OP_PUSHDATA1 <len> <bytes>`, the only script form anchors use.
@@ -346,12 +347,7 @@ impl AnchorPayloadV2 {
 
     /// The `OP_RETURN` output script (82 bytes).
     pub fn script_pubkey(&self) -> ScriptBuf {
-        let bytes = self.to_bytes();
-        let push: &PushBytes = bytes
-            .as_slice()
-            .try_into()
-            .expect("79 bytes fit in one push");
-        ScriptBuf::new_op_return(push)
+        op_return_script(&self.to_bytes())
     }
 
     /// Decodes the payload from an anchor `OP_RETURN` script.

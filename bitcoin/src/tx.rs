@@ -204,11 +204,7 @@ fn build(
     replaces_fee: Option<Amount>,
 ) -> Result<AnchorTx, AnchorTxError> {
     check_fee_rate(fee_rate)?;
-    let input_kind =
-        key.kind_of(&prev.txout.script_pubkey)
-            .ok_or(AnchorTxError::ForeignPrevOut {
-                outpoint: prev.outpoint,
-            })?;
+    let input_kind = input_kind(key, prev)?;
     let change_script = key.script_pubkey(change_kind);
 
     let mut tx = Transaction {
@@ -259,6 +255,14 @@ fn build(
         fee,
         target_fee_rate: fee_rate,
     })
+}
+
+/// How `prev` is locked to `key`; [`AnchorTxError::ForeignPrevOut`] if it is not the operator's.
+pub(crate) fn input_kind(key: &OperatorKey, prev: &PrevOut) -> Result<KeyKind, AnchorTxError> {
+    key.kind_of(&prev.txout.script_pubkey)
+        .ok_or(AnchorTxError::ForeignPrevOut {
+            outpoint: prev.outpoint,
+        })
 }
 
 /// Refuses fee rates below the relay minimum or above the `maxfeerate` safety cap.
