@@ -81,6 +81,8 @@ use veil_bitcoin::{
     proof_commitment, AnchorTxError, BitcoinRpc, OperatorKey, OperatorKeyError, PayloadError,
     PrevOut, RpcError,
 };
+use veil_circuits::batch::BatchPublicInputs;
+use veil_verifier::da::AnchorData;
 
 use crate::config::AnchorConfig;
 use crate::node::{txid_hex, Node, NodeError};
@@ -843,24 +845,26 @@ impl Anchorer {
     }
 
     /// The anchor data of `first..=last`, cut to what one envelope carries (and a payload
-    /// counts): every batch when they fit, else the longest prefix that does (at least one).
+    /// counts): every batch when they fit, else the longest prefix that does (at least one);
+    /// with the kept batches' public inputs.
     async fn range_data(
         &self,
         first: u64,
         last: u64,
-    ) -> Result<(veil_verifier::da::AnchorData, Vec<u8>), AnchorError> {
+    ) -> Result<(AnchorData, Vec<u8>, Vec<BatchPublicInputs>), AnchorError> {
         let last = last.min(first + u64::from(u16::MAX) - 1);
         let node = self.node.clone();
-        let mut data = blocking(move || node.anchor_data(first, last)).await?;
+        let (mut data, mut public_inputs) = blocking(move || node.anchor_data(first, last)).await?;
         loop {
             let bytes = data
                 .encode()
                 .map_err(|e| AnchorError::Node(NodeError::AnchorData(e)))?;
             if bytes.len() <= MAX_ENVELOPE_DATA || data.batches.len() == 1 {
-                return Ok((data, bytes));
+                return Ok((data, bytes, public_inputs));
             }
             let keep = data.batches.len() / 2;
             data.batches.truncate(keep);
+            public_inputs.truncate(keep);
         }
     }
 
@@ -890,21 +894,10 @@ impl Anchorer {
                 }
             }
         };
-        let (data, bytes) = self.range_data(first, last).await?;
+        let (data, bytes, records) = self.range_data(first, last).await?;
         let last = data.last_batch();
         let count = last - first + 1;
         // Each batch's `(proof, batch_hash)` and the last new state root.
-        let node = self.node.clone();
-        let records = blocking(move || {
-            (first..=last)
-                .map(|n| {
-                    node.batch(n)?
-                        .map(|v| v.record.public_inputs)
-                        .ok_or(NodeError::NotProven(n))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
         let commitments = data
             .batches
             .iter()

@@ -36,7 +36,9 @@ use std::time::{Duration, Instant};
 use ark_bn254::Fr;
 use ark_ff::Zero;
 use tokio::sync::{oneshot, Notify};
-use veil_circuits::batch::{build_batch_admitted, BatchError, BatchShape, BuiltBatch};
+use veil_circuits::batch::{
+    build_batch_admitted, BatchError, BatchPublicInputs, BatchShape, BuiltBatch,
+};
 use veil_circuits::field;
 use veil_circuits::keys::owner_tag;
 use veil_circuits::note::{
@@ -992,15 +994,22 @@ impl Node {
     /// The public data of proven batches `first..=last` as it goes on Bitcoin (DESIGN §11,
     /// docs/data-on-bitcoin.md): each batch's proof and, per real transfer, its public fields and
     /// the two note ciphertexts (the notes at `note_start + 2i` and `note_start + 2i + 1`).
-    pub fn anchor_data(&self, first: u64, last: u64) -> Result<AnchorData, NodeError> {
+    /// Also returns each batch's public inputs, which the anchor's payload commits to.
+    pub fn anchor_data(
+        &self,
+        first: u64,
+        last: u64,
+    ) -> Result<(AnchorData, Vec<BatchPublicInputs>), NodeError> {
         let store = self.store();
         let mut batches = Vec::new();
+        let mut public_inputs = Vec::new();
         for n in first..=last {
             let record = store.batch(n)?.ok_or(NodeError::NotProven(n))?;
             let proof = store.proof(n)?.ok_or(NodeError::NotProven(n))?;
             let proof: [u8; PROOF_LEN] = proof.as_slice().try_into().map_err(|_| {
                 StoreError::Corrupt(format!("batch {n}: proof is {} bytes", proof.len()))
             })?;
+            public_inputs.push(record.public_inputs);
             let count = record.public.len();
             let notes = store.notes(record.note_start, 2 * count)?;
             let mut transfers = Vec::with_capacity(count);
@@ -1021,11 +1030,12 @@ impl Node {
             }
             batches.push(BatchData { proof, transfers });
         }
-        Ok(AnchorData {
+        let data = AnchorData {
             batch_size: self.shape.batch_size as u64,
             first_batch: first,
             batches,
-        })
+        };
+        Ok((data, public_inputs))
     }
 
     /// Batch `n`'s anchor record.
