@@ -11,7 +11,7 @@
 use ark_bn254::Bn254;
 use ark_groth16::{PreparedVerifyingKey, Proof};
 use ark_serialize::CanonicalDeserialize;
-use bitcoin::{BlockHash, OutPoint, Transaction, Txid};
+use bitcoin::{BlockHash, OutPoint, Transaction, TxOut, Txid};
 use rand_core::{CryptoRng, RngCore};
 use veil_circuits::batch::BatchShape;
 use veil_verifier::da::AnchorData;
@@ -34,6 +34,9 @@ pub enum ChainError {
          with -txindex=1?)"
     )]
     Genesis(Txid),
+    /// The genesis transaction has no such output.
+    #[error("genesis transaction {} has no output {}", .0.txid, .0.vout)]
+    GenesisOutput(OutPoint),
 }
 
 /// One anchor's transactions as found on Bitcoin.
@@ -63,6 +66,8 @@ pub struct Unrevealed {
 /// What [`walk_anchor_chain`] found.
 #[derive(Debug, Clone)]
 pub struct ChainWalk {
+    /// The genesis output (what the first commit spends).
+    pub genesis_output: TxOut,
     /// Every complete package, in chain order.
     pub packages: Vec<ChainPackage>,
     /// A commit at the end of the chain whose reveals are missing.
@@ -84,11 +89,18 @@ pub async fn walk_anchor_chain(
     genesis: OutPoint,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ChainWalk, ChainError> {
-    let located = rpc
+    let raw = rpc
         .get_raw_transaction(&genesis.txid)
         .await?
-        .and_then(|rt| rt.blockhash.filter(|_| rt.confirmations > 0))
+        .filter(|rt| rt.confirmations > 0)
         .ok_or(ChainError::Genesis(genesis.txid))?;
+    let located = raw.blockhash.ok_or(ChainError::Genesis(genesis.txid))?;
+    let genesis_output = raw
+        .tx
+        .output
+        .get(genesis.vout as usize)
+        .cloned()
+        .ok_or(ChainError::GenesisOutput(genesis))?;
     let start = rpc
         .get_block_header(&located)
         .await?
@@ -155,6 +167,7 @@ pub async fn walk_anchor_chain(
         commit: p.commit,
     });
     Ok(ChainWalk {
+        genesis_output,
         packages,
         unrevealed,
         tip_height: tip,

@@ -1,9 +1,10 @@
 //! The `veil` command-line tool: circuit inspection, Groth16 setup and key inspection, batch
 //! proving and verification, and deterministic demo batches and fixtures; the node, the wallet,
 //! operator deposits and batch download for verification; Bitcoin anchor status and the
-//! whole-chain audit against Bitcoin.
+//! whole-chain audit against Bitcoin; a node data directory restored from Bitcoin alone.
 //!
-//! Exit status: 0 success, 1 `veil verify` found the proof invalid or `veil verify-chain` found
+//! Exit status: 0 success, 1 `veil verify` found the proof invalid or `veil verify-chain` (or
+//! `veil restore`) found
 //! problems, 2 any error (one line `error: ...` on stderr).
 
 mod anchor;
@@ -15,6 +16,7 @@ mod fixtures;
 mod keys_info;
 mod node;
 mod prove;
+mod restore;
 mod setup;
 mod util;
 mod verify;
@@ -50,6 +52,10 @@ enum Command {
     /// Audit a node's whole history: every proof (one multi-pairing), the root chain, and each
     /// batch's anchor on Bitcoin (exit 0 all good, 1 problems, one line each; 2 errors).
     VerifyChain(verify_chain::Args),
+    /// The escape hatch: write a node data directory from Bitcoin alone (the chain of anchors
+    /// from the genesis outpoint, every envelope, every proof verified; exit 1 with one line
+    /// per problem when the chain is not a valid history).
+    Restore(restore::Args),
     /// Constraint counts of the batch circuit, in total, per transfer and per sub-circuit.
     CircuitInfo(circuit_info::Args),
     /// Groth16 setup of one shape: writes pk-B{B}-D{D}.bin and vk-B{B}-D{D}.bin.
@@ -94,6 +100,7 @@ fn main() -> ExitCode {
         Command::FetchBatch(args) => fetch_batch::run(args),
         Command::Anchor(cmd) => anchor::run(cmd),
         Command::VerifyChain(args) => verify_chain::run(args),
+        Command::Restore(args) => restore::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,12 +2,49 @@
 //! atomically), one-line error messages, and indicatif spinners and step bars on stderr (drawn
 //! only when stderr is a terminal).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use veil_circuits::batch::BatchShape;
+
+/// How to reach Bitcoin Core (`verify-chain`, `restore`).
+#[derive(clap::Args)]
+pub struct BitcoinArgs {
+    /// Bitcoin Core JSON-RPC URL (e.g. http://127.0.0.1:8332).
+    #[arg(long)]
+    pub bitcoin_rpc: String,
+    /// Bitcoin Core's `.cookie` file.
+    #[arg(long, conflicts_with_all = ["rpc_user", "rpc_password"])]
+    pub rpc_cookie: Option<PathBuf>,
+    /// RPC user (with --rpc-password).
+    #[arg(long, requires = "rpc_password")]
+    pub rpc_user: Option<String>,
+    /// RPC password (with --rpc-user).
+    #[arg(long, requires = "rpc_user")]
+    pub rpc_password: Option<String>,
+}
+
+impl BitcoinArgs {
+    /// The RPC client.
+    pub fn rpc(&self) -> Result<veil_bitcoin::BitcoinRpc> {
+        use veil_bitcoin::RpcAuth;
+        let auth = match (&self.rpc_cookie, &self.rpc_user, &self.rpc_password) {
+            (Some(c), _, _) => RpcAuth::CookieFile(c.clone()),
+            (None, Some(u), Some(p)) => RpcAuth::UserPass {
+                user: u.clone(),
+                password: p.clone(),
+            },
+            _ => bail!(
+                "give Bitcoin Core's credentials: --rpc-cookie FILE or --rpc-user U --rpc-password P"
+            ),
+        };
+        Ok(veil_bitcoin::BitcoinRpc::new(
+            veil_bitcoin::RpcConfig::new(self.bitcoin_rpc.clone(), auth),
+        )?)
+    }
+}
 
 /// A validated shape from `--batch-size` and `--depth`.
 pub fn shape(batch_size: usize, depth: usize) -> Result<BatchShape> {

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use veil_bitcoin::package::read_package;
 use veil_bitcoin::payload::{AnchorPayloadAny, AnchorPayloadV2};
 use veil_bitcoin::tx::CHANGE_VOUT;
-use veil_bitcoin::{proof_commitment, BitcoinRpc, RpcAuth, RpcConfig};
+use veil_bitcoin::{proof_commitment, BitcoinRpc};
 use veil_circuits::batch::BatchPublicInputs;
 use veil_circuits::field::to_hex;
 use veil_circuits::note::{ciphertext_hash, output_rho};
@@ -47,18 +47,9 @@ pub struct Args {
     /// Node URL.
     #[arg(long, default_value = crate::wallet::DEFAULT_NODE)]
     node: String,
-    /// Bitcoin Core JSON-RPC URL (e.g. http://127.0.0.1:8332).
-    #[arg(long)]
-    bitcoin_rpc: String,
-    /// Bitcoin Core's `.cookie` file.
-    #[arg(long, conflicts_with_all = ["rpc_user", "rpc_password"])]
-    rpc_cookie: Option<PathBuf>,
-    /// RPC user (with --rpc-password).
-    #[arg(long, requires = "rpc_password")]
-    rpc_user: Option<String>,
-    /// RPC password (with --rpc-user).
-    #[arg(long, requires = "rpc_user")]
-    rpc_password: Option<String>,
+    /// Bitcoin Core.
+    #[command(flatten)]
+    bitcoin: util::BitcoinArgs,
     /// Verifying key file, or a directory holding `vk-B{B}-D{D}.bin` for the node's shape.
     #[arg(long, default_value = "keys")]
     vk: PathBuf,
@@ -109,16 +100,6 @@ fn resolve_vk(vk: &Path, batch_size: Option<usize>, depth: Option<usize>) -> Res
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let auth = match (&args.rpc_cookie, &args.rpc_user, &args.rpc_password) {
-        (Some(c), _, _) => RpcAuth::CookieFile(c.clone()),
-        (None, Some(u), Some(p)) => RpcAuth::UserPass {
-            user: u.clone(),
-            password: p.clone(),
-        },
-        _ => bail!(
-            "give Bitcoin Core's credentials: --rpc-cookie FILE or --rpc-user U --rpc-password P"
-        ),
-    };
     let expected_genesis = args
         .genesis
         .as_deref()
@@ -127,7 +108,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     if args.from_bitcoin {
         let genesis = expected_genesis.context("--from-bitcoin needs --genesis TXID:VOUT")?;
-        let rpc = BitcoinRpc::new(RpcConfig::new(args.bitcoin_rpc.clone(), auth))?;
+        let rpc = args.bitcoin.rpc()?;
         return crate::verify_from_bitcoin::run(
             rpc,
             genesis,
@@ -173,7 +154,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let rpc = BitcoinRpc::new(RpcConfig::new(args.bitcoin_rpc.clone(), auth))?;
+    let rpc = args.bitcoin.rpc()?;
     let (chain, genesis, anchors) = runtime.block_on(check_anchors(
         &rpc,
         &node,

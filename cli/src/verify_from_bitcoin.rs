@@ -11,8 +11,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use bitcoin::OutPoint;
 use serde_json::json;
-use veil_bitcoin::chain::{replay, walk_anchor_chain, Problem};
+use veil_bitcoin::chain::{replay, walk_anchor_chain, ChainWalk, Problem, Replay};
 use veil_bitcoin::BitcoinRpc;
+use veil_circuits::batch::BatchShape;
 use veil_circuits::field::to_hex;
 use veil_prover::keys::{self, KeyKind};
 
@@ -44,14 +45,27 @@ fn find_vk(vk: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Runs `verify-chain --from-bitcoin`.
-pub fn run(
-    rpc: BitcoinRpc,
+/// The chain of anchors read from Bitcoin and replayed: what `verify-chain --from-bitcoin`
+/// reports on and `veil restore --from-bitcoin` writes.
+pub struct ChainRead {
+    /// The walk.
+    pub walk: ChainWalk,
+    /// Its replay.
+    pub replay: Replay,
+    /// The circuit shape the verifying key is for.
+    pub shape: BatchShape,
+    /// SHA-256 of the verifying key file.
+    pub vk_sha256: String,
+}
+
+/// Walks the chain of anchors from `genesis` (a progress bar on stderr unless `quiet`) and
+/// replays it against the verifying key `vk` (a file, or a directory holding one).
+pub fn read_chain(
+    rpc: &BitcoinRpc,
     genesis: OutPoint,
     vk: &Path,
-    min_confirmations: u64,
-    json_out: bool,
-) -> Result<ExitCode> {
+    quiet: bool,
+) -> Result<ChainRead> {
     let vk_path = find_vk(vk)?;
     let header = keys::read_header(&vk_path)?;
     if header.kind != KeyKind::Verifying {
@@ -65,8 +79,7 @@ pub fn run(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let started = std::time::Instant::now();
-    let bar = if json_out {
+    let bar = if quiet {
         indicatif::ProgressBar::hidden()
     } else {
         let bar = util::steps(0);
@@ -74,13 +87,36 @@ pub fn run(
         bar
     };
     let walk = runtime
-        .block_on(walk_anchor_chain(&rpc, genesis, |h, tip| {
+        .block_on(walk_anchor_chain(rpc, genesis, |h, tip| {
             bar.set_length(tip + 1);
             bar.set_position(h + 1);
         }))
         .context("following the chain of anchors on Bitcoin")?;
     bar.finish_and_clear();
     let replay = replay(&walk, shape, &pvk, &mut rand::rngs::OsRng);
+    Ok(ChainRead {
+        walk,
+        replay,
+        shape,
+        vk_sha256: vk.sha256,
+    })
+}
+
+/// Runs `verify-chain --from-bitcoin`.
+pub fn run(
+    rpc: BitcoinRpc,
+    genesis: OutPoint,
+    vk: &Path,
+    min_confirmations: u64,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let ChainRead {
+        walk,
+        replay,
+        vk_sha256,
+        ..
+    } = read_chain(&rpc, genesis, vk, json_out)?;
     let mut problems = replay.problems.clone();
     for a in &replay.anchors {
         let confirmations = (walk.tip_height + 1).saturating_sub(a.block.1);
@@ -117,7 +153,7 @@ pub fn run(
                 "final_state_root": to_hex(&root),
                 "last_anchor": last.map(|a| a.txid.to_string()),
                 "bitcoin_height": walk.tip_height,
-                "vk_sha256": vk.sha256,
+                "vk_sha256": vk_sha256,
                 "seconds": started.elapsed().as_secs_f64(),
                 "problems": problems
                     .iter()

@@ -14,6 +14,7 @@ pub mod config;
 pub mod http_edge;
 pub mod node;
 pub mod proving;
+pub mod restore;
 pub mod store;
 /// The HTTP wire types (their own crate, `veil-wire`, so clients need not depend on the node).
 pub use veil_wire as wire;

@@ -37,13 +37,12 @@ use ark_bn254::Fr;
 use ark_ff::Zero;
 use tokio::sync::{oneshot, Notify};
 use veil_circuits::batch::{
-    build_batch_admitted, BatchError, BatchPublicInputs, BatchShape, BuiltBatch,
+    apply_published, build_batch_admitted, BatchError, BatchPublicInputs, BatchShape, BuiltBatch,
 };
 use veil_circuits::field;
 use veil_circuits::keys::owner_tag;
 use veil_circuits::note::{
-    is_note_ciphertext_len, nullifier, output_rho, NOTE_CIPHERTEXT_LEN_COMPACT,
-    NOTE_CIPHERTEXT_LEN_MEMO,
+    is_note_ciphertext_len, nullifier, NOTE_CIPHERTEXT_LEN_COMPACT, NOTE_CIPHERTEXT_LEN_MEMO,
 };
 use veil_circuits::tree::MerklePath;
 use veil_circuits::{RollupState, StateSummary, Transfer, TransferError};
@@ -54,7 +53,7 @@ use crate::store::{
     AnchorRecord, AnchorStatus, BatchRecord, NoteEntry, SealWrite, Store, StoreError, TransferState,
 };
 
-pub use veil_wire::{transfer_id, TransferId};
+pub use veil_wire::{public_transfer_id, transfer_id, TransferId};
 
 /// Where a transfer is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -554,7 +553,9 @@ impl Drop for Node {
 
 impl Node {
     /// Opens the store in `dir` and rebuilds the in-memory state by replaying every sealed batch
-    /// (see `store.rs` on the cost), then reloads the mempool and starts the group-commit writer.
+    /// (proven ones from their public data, the others from their transfers, which their
+    /// witnesses need; see `store.rs` on the cost), then reloads the mempool and starts the
+    /// group-commit writer.
     pub fn open(dir: &Path, shape: BatchShape) -> Result<Node, NodeError> {
         let store = Store::open(dir, shape)?;
         let meta = store.meta()?;
@@ -565,6 +566,21 @@ impl Node {
             let rec = store
                 .batch(n)?
                 .ok_or_else(|| StoreError::Corrupt(format!("batch {n} missing")))?;
+            if n < meta.proven_height {
+                // Proven: its public data is all the trees need (and all a batch restored
+                // from Bitcoin has), and its proof vouched for it.
+                for public in &rec.public {
+                    if !public.deposit_ref.is_zero() {
+                        deposit_refs.insert(public.deposit_ref, public_transfer_id(public));
+                    }
+                }
+                let applied = apply_published(&mut state, shape, n, &rec.public)?;
+                if applied.public_inputs != rec.public_inputs || applied.new_state != rec.new_state
+                {
+                    return Err(NodeError::ReplayMismatch(n));
+                }
+                continue;
+            }
             let mut transfers = Vec::with_capacity(rec.transfer_ids.len());
             for id in &rec.transfer_ids {
                 let t = store
@@ -581,9 +597,7 @@ impl Node {
             if built.public_inputs != rec.public_inputs || built.new_state != rec.new_state {
                 return Err(NodeError::ReplayMismatch(n));
             }
-            if n >= meta.proven_height {
-                unproven.insert(n, built);
-            }
+            unproven.insert(n, built);
         }
         if let Some(summary) = store.state_summary()? {
             if summary != state.summary() {
@@ -827,25 +841,10 @@ impl Node {
                 note_start,
             };
             let seqs: Vec<u64> = batch.iter().map(|(seq, _, _)| *seq).collect();
-            let notes: Vec<(u64, NoteEntry)> = transfers
-                .iter()
-                .enumerate()
-                .flat_map(|(s, t)| {
-                    (0..2).map(move |j| {
-                        (
-                            note_start + (2 * s + j) as u64,
-                            NoteEntry {
-                                commitment: field::to_bytes_be(&t.public.commitments[j]),
-                                rho: field::to_bytes_be(&output_rho(
-                                    t.public.nullifiers[0],
-                                    j as u64 + 1,
-                                )),
-                                ciphertext: t.ciphertexts[j].clone(),
-                            },
-                        )
-                    })
-                })
-                .collect();
+            let notes = NoteEntry::of_batch(
+                note_start,
+                transfers.iter().map(|t| (&t.public, &t.ciphertexts)),
+            );
             if let Err(e) = self.store().seal(SealWrite {
                 batch: &record,
                 seqs: &seqs,
@@ -934,7 +933,16 @@ impl Node {
     /// A transfer's status, `None` if never accepted.
     pub fn status(&self, id: &str) -> Result<Option<Status>, NodeError> {
         let Some(rec) = self.store().transfer(id)? else {
-            return Ok(None);
+            // A transfer of a batch restored from Bitcoin has no record of its own.
+            let Some(n) = self.store().restored_batch_of(id)? else {
+                return Ok(None);
+            };
+            if let Some(a) = self.store().anchor(n)? {
+                if a.status == AnchorStatus::Anchored {
+                    return Ok(Some(Status::Anchored(n, txid_hex(&a.current().txid))));
+                }
+            }
+            return Ok(Some(Status::Proven(n)));
         };
         let proven_height = self.lock().proven_height;
         if let TransferState::Batched(n) = rec.state {
@@ -1122,6 +1130,7 @@ fn check_state_rules(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use veil_circuits::note::output_rho;
     use veil_circuits::SpendingKey;
     use veil_fixtures::Scenario;
 

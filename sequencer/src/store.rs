@@ -6,9 +6,13 @@
 //! `Durability::Immediate`, so a caller that got `Ok` knows the change survives a crash.
 //! Accepted transfers are stored in groups ([`Store::insert_pending_group`]): one transaction,
 //! one fsync, for every transfer the node's writer found queued. The
-//! trees are not stored node by node: on start the node replays every sealed batch's transfers
-//! through `build_batch` (see `node.rs`). That costs O(history) hashing and signature checks per
-//! restart; a node-table snapshot is the obvious next step once histories get long.
+//! trees are not stored node by node: on start the node replays every proven batch's public data
+//! (`apply_published`) and every sealed, unproven batch's transfers through `build_batch` (see
+//! `node.rs`). That costs O(history) hashing per restart; a node-table snapshot is the obvious
+//! next step once histories get long. Batches restored from Bitcoin ([`restored`]) are stored
+//! proven, without transfer records.
+
+mod restored;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use veil_circuits::batch::{BatchPublicInputs, BatchShape};
 use veil_circuits::eddsa::{PublicKey, Signature};
 use veil_circuits::field;
 use veil_circuits::keys::ProofGenerationKey;
-use veil_circuits::note::Note;
+use veil_circuits::note::{output_rho, Note};
 use veil_circuits::transfer::{SpentNote, Transfer, TransferPublic};
 use veil_circuits::StateSummary;
 
@@ -217,6 +221,31 @@ pub struct NoteEntry {
     pub rho: [u8; 32],
     /// `epk || ciphertext`.
     pub ciphertext: Vec<u8>,
+}
+
+impl NoteEntry {
+    /// The `2·k` notes a batch of `k` transfers publishes from `note_start` on: `(position,
+    /// entry)`, output `j` of slot `s` at `note_start + 2s + j`. One rule for sealing and for
+    /// restoring from Bitcoin.
+    pub fn of_batch<'a>(
+        note_start: u64,
+        transfers: impl IntoIterator<Item = (&'a TransferPublic, &'a [Vec<u8>; 2])>,
+    ) -> Vec<(u64, NoteEntry)> {
+        let mut out = Vec::new();
+        for (s, (public, ciphertexts)) in transfers.into_iter().enumerate() {
+            for (j, ciphertext) in ciphertexts.iter().enumerate() {
+                out.push((
+                    note_start + (2 * s + j) as u64,
+                    NoteEntry {
+                        commitment: field::to_bytes_be(&public.commitments[j]),
+                        rho: field::to_bytes_be(&output_rho(public.nullifiers[0], j as u64 + 1)),
+                        ciphertext: ciphertext.clone(),
+                    },
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// Where an anchor transaction is, as the anchorer last saw it.
@@ -429,6 +458,7 @@ impl Store {
             txn.open_table(PROOFS)?;
             txn.open_table(NOTES)?;
             txn.open_table(ANCHORS)?;
+            txn.open_table(restored::RESTORED)?;
             let mut meta = txn.open_table(META)?;
             let stored = meta
                 .get(META_SHAPE)?

@@ -5,7 +5,7 @@
 
 use veil_circuits::batch::{apply_published, BatchError, BatchPublicInputs, BatchShape};
 use veil_circuits::transfer::TransferPublic;
-use veil_circuits::RollupState;
+use veil_circuits::{RollupState, StateSummary};
 
 use crate::da::{AnchorData, PROOF_LEN};
 
@@ -45,6 +45,10 @@ pub struct RebuiltBatch {
     pub number: u64,
     /// `(old_state_root, new_state_root, batch_hash)` recomputed from the data.
     pub public_inputs: BatchPublicInputs,
+    /// The state before it.
+    pub old_state: StateSummary,
+    /// The state after it.
+    pub new_state: StateSummary,
     /// Position of the batch's first note.
     pub note_start: u64,
     /// The batch's compressed proof, as published.
@@ -105,6 +109,8 @@ impl Rebuilder {
             out.push(RebuiltBatch {
                 number,
                 public_inputs: applied.public_inputs,
+                old_state: applied.old_state,
+                new_state: applied.new_state,
                 note_start: applied.note_start,
                 proof: b.proof,
                 transfers,

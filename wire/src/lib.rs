@@ -32,8 +32,13 @@ pub type TransferId = String;
 /// The id of a transfer: hex SHA-256 over its nine public field elements, each 32 bytes
 /// big-endian, in batch-hash order. Two submissions of the same transfer share it.
 pub fn transfer_id(t: &Transfer) -> TransferId {
+    public_transfer_id(&t.public)
+}
+
+/// [`transfer_id`] from the public data alone (what Bitcoin carries for a transfer).
+pub fn public_transfer_id(public: &TransferPublic) -> TransferId {
     let mut h = Sha256::new();
-    for f in t.public.fields() {
+    for f in public.fields() {
         h.update(field::to_bytes_be(&f));
     }
     hex::encode(h.finalize())
