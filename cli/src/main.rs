@@ -4,8 +4,7 @@
 //! whole-chain audit against Bitcoin; a node data directory restored from Bitcoin alone.
 //!
 //! Exit status: 0 success, 1 `veil verify` found the proof invalid or `veil verify-chain` (or
-//! `veil restore`) found
-//! problems, 2 any error (one line `error: ...` on stderr).
+//! `veil restore`) found problems, 2 any error (one line `error: ...` on stderr).
 
 mod anchor;
 mod circuit_info;
