@@ -3,17 +3,18 @@
 //! transfers, batches of 16) is built over real anchor data (compact notes, 308 bytes per
 //! transfer), checked by `testmempoolaccept`, sent and mined, chained from a funded genesis
 //! output as the node chains them. The table gives each package's vbytes as Core counts them,
-//! vbytes per transfer, and sats per transfer at 1, 10 and 50 sat/vB; written to
-//! `target/bench/anchor.md`.
+//! vbytes per transfer, and sats per transfer at 1, 10 and 50 sat/vB; then the time
+//! `verify-chain --from-bitcoin` takes per 1,000 transfers on a real proven history
+//! ([`crate::anchor_verify`]); written to `target/bench/anchor.md`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use bitcoin::{FeeRate, Network, OutPoint, TxOut};
+use bitcoin::{FeeRate, Network};
 use sha2::{Digest, Sha256};
 use veil_bitcoin::package::build_anchor_package;
 use veil_bitcoin::payload::AnchorPayloadV2;
-use veil_bitcoin::{BitcoinRpc, KeyKind, OperatorKey, PrevOut};
+use veil_bitcoin::{BitcoinRpc, KeyKind, OperatorKey};
 use veil_circuits::batch::BatchShape;
 use veil_circuits::Fr;
 use veil_fixtures::Scenario;
@@ -22,6 +23,7 @@ use veil_verifier::da::{AnchorData, BatchData, TransferData};
 #[path = "../../bitcoin/tests/support/bitcoind.rs"]
 mod bitcoind;
 
+use crate::anchor_verify::{self, coinbase_prevout};
 use crate::machine::Machine;
 
 /// Arguments of `veil-bench anchor`.
@@ -30,6 +32,13 @@ pub struct Args {
     /// Transfers per anchor, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
     sizes: Vec<usize>,
+    /// Transfers of the proven history `verify-chain --from-bitcoin` is timed on (a multiple of
+    /// 32; 0 skips it).
+    #[arg(long, default_value_t = 256)]
+    verify_transfers: usize,
+    /// Transfers per anchor in that history (a multiple of 16).
+    #[arg(long, default_value_t = 64)]
+    verify_per_anchor: usize,
     /// Output directory (default: `$CARGO_TARGET_DIR/bench`, else the workspace's `target/bench`).
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -84,16 +93,10 @@ pub fn run(args: Args) -> Result<()> {
     let rpc: &BitcoinRpc = &btc.rpc;
     let key = OperatorKey::from_secret_bytes(&[0x44; 32])?;
     let addr = key.address(KeyKind::P2tr, Network::Regtest);
-    let hashes = runtime.block_on(rpc.generate_to_address(101, &addr))?;
-    let block = runtime.block_on(rpc.get_block(&hashes[0]))?;
-    let coinbase = &block.txdata[0];
-    let mut prev = PrevOut {
-        outpoint: OutPoint::new(coinbase.compute_txid(), 0),
-        txout: TxOut {
-            value: coinbase.output[0].value,
-            script_pubkey: coinbase.output[0].script_pubkey.clone(),
-        },
-    };
+    // Two mature coinbases: one genesis for the cost rows, one for the verify history.
+    let hashes = runtime.block_on(rpc.generate_to_address(102, &addr))?;
+    let mut prev = coinbase_prevout(&runtime, rpc, &hashes[0])?;
+    let verify_genesis = coinbase_prevout(&runtime, rpc, &hashes[1])?;
     let rate = FeeRate::from_sat_per_vb(1).context("1 sat/vB")?;
     let mut rows = Vec::new();
     let mut first_batch = 0u64;
@@ -140,7 +143,20 @@ pub fn run(args: Args) -> Result<()> {
         prev = package.change();
         first_batch += data.batches.len() as u64;
     }
-    let table = markdown(&Machine::collect(), &rows);
+    let mut table = markdown(&Machine::collect(), &rows);
+    if args.verify_transfers > 0 {
+        let row = anchor_verify::measure(
+            &runtime,
+            rpc,
+            &key,
+            verify_genesis,
+            &addr,
+            &out_dir.join("keys"),
+            args.verify_transfers,
+            args.verify_per_anchor,
+        )?;
+        table += &row.markdown();
+    }
     print!("{table}");
     let path = out_dir.join("anchor.md");
     std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;

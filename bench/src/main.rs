@@ -7,6 +7,7 @@
 //! synthesis alone, for profiling (see `synth.rs`).
 
 mod anchor;
+mod anchor_verify;
 mod compare;
 mod load;
 mod machine;
