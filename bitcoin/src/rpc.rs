@@ -646,6 +646,27 @@ impl BitcoinRpc {
         .await
     }
 
+    /// `generateblock address [txids]` (regtest): one block holding exactly these mempool
+    /// transactions, in this order.
+    pub async fn generate_block(
+        &self,
+        address: &Address,
+        txids: &[Txid],
+    ) -> Result<BlockHash, RpcError> {
+        #[derive(Deserialize)]
+        struct Generated {
+            hash: BlockHash,
+        }
+        let txids: Vec<String> = txids.iter().map(Txid::to_string).collect();
+        let g: Generated = self
+            .call(
+                "generateblock",
+                vec![json!(address.to_string()), json!(txids)],
+            )
+            .await?;
+        Ok(g.hash)
+    }
+
     /// `invalidateblock hash`.
     pub async fn invalidate_block(&self, hash: &BlockHash) -> Result<(), RpcError> {
         self.call::<Value>("invalidateblock", vec![json!(hash.to_string())])

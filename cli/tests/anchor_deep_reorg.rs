@@ -9,9 +9,15 @@
 //! on top of them; when the new chain spent an anchor's input otherwise, the re-broadcast is
 //! refused and the node says why.
 //!
+//! A second test takes out only the block of a package's reveal (the anchor), not its commit:
+//! `verify-chain --from-bitcoin` reports the commit left unrevealed, and the node, back up,
+//! re-broadcasts the reveal alone.
+//!
 //! Skipped, with a notice, only when no `bitcoind` is found (`VEIL_BITCOIND=/path/to/bitcoind`).
 
 mod support;
+
+use std::str::FromStr;
 
 use bitcoin::{FeeRate, OutPoint};
 use serde_json::Value;
@@ -137,12 +143,12 @@ fn anchors_taken_out_by_a_reorg_past_the_watch_are_rebroadcast_and_the_chain_con
         "anchors 1 and 2 re-broadcast",
         || {},
         |_| {
+            // Both packages, commit and anchor each (under load a poll can land while a
+            // re-broadcast made during `invalidateblock` is still being evicted).
             let pool = chain.mempool();
-            pool.contains(&txids[1]) && pool.contains(&txids[2])
+            pool.contains(&txids[1]) && pool.contains(&txids[2]) && pool.len() == 4
         },
     );
-    // Both packages, commit and anchor each.
-    assert_eq!(chain.mempool().len(), 4);
     // Four re-broadcasts at least (more if a pass during `invalidateblock` re-broadcast
     // package 2 while package 1 was still in a block).
     assert!(metric(&node, "veil_anchor_broadcasts_total") >= 10);
@@ -235,4 +241,125 @@ fn anchors_taken_out_by_a_reorg_past_the_watch_are_rebroadcast_and_the_chain_con
     assert_eq!(metric(&node, "veil_anchor_deep_reorgs_total"), 2);
     // Batches 0 to 2 are still anchored: the chain up to the refusal holds.
     assert!((0..3).all(|i| node.anchored(i)));
+}
+
+/// `veil verify-chain --from-bitcoin` against `chain`.
+fn verify_from_bitcoin(chain: &Chain) -> (Option<i32>, String) {
+    let keys = support::keys_dir().to_str().unwrap().to_owned();
+    let genesis = chain.genesis.to_string();
+    let out = support::veil(&[
+        "verify-chain",
+        "--from-bitcoin",
+        "--genesis",
+        &genesis,
+        "--vk",
+        &keys,
+        "--bitcoin-rpc",
+        &chain.btc.url,
+        "--rpc-user",
+        support::bitcoind::RPC_USER,
+        "--rpc-password",
+        support::bitcoind::RPC_PASSWORD,
+    ]);
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            support::text(&out.stdout),
+            support::text(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_reorg_that_drops_the_reveal_but_not_the_commit_is_reported_and_the_node_reveals_again() {
+    let Some(chain) = Chain::start(
+        "a_reorg_that_drops_the_reveal_but_not_the_commit_is_reported_and_the_node_reveals_again",
+        KeyKind::P2tr,
+    ) else {
+        return;
+    };
+    let data = chain.tmp.path().join("node");
+    let port = free_port();
+    let config = chain.config(
+        &data,
+        port,
+        &format!(
+            "fee_rate = 1\nconfirmations = {CONFIRMATIONS}\nbump_after_blocks = 100\n\
+             genesis = \"{}\"\n",
+            chain.genesis
+        ),
+    );
+    let mut node = NodeProc::start(&config, port, &[], &[]);
+    let mut sc = Scenario::new(shape(), 65);
+    let alice = sc.new_key();
+    node.deposit(&mut sc, &alice, 100);
+    node.wait(
+        "batch 0's package in the mempool",
+        || {},
+        |n| {
+            n.client
+                .batch(0)
+                .ok()
+                .and_then(|b| b.anchor)
+                .is_some_and(|a| a.status == "unconfirmed")
+        },
+    );
+    let a = node.batch(0).anchor.unwrap();
+    let commit = bitcoin::Txid::from_str(a.commit_txid.as_deref().unwrap()).unwrap();
+    let reveal = bitcoin::Txid::from_str(&a.txid).unwrap();
+    // The commit in one block, the anchor (its reveal) in the next.
+    let commit_block = chain.mine_only(&[commit]);
+    assert_eq!(chain.mempool(), vec![reveal]);
+    chain.mine(1);
+    node.wait("batch 0 anchored", || {}, |n| n.anchored(0));
+    let reveal_block = node.batch(0).anchor.unwrap().block_hash.unwrap();
+    assert_ne!(reveal_block, commit_block);
+    assert_eq!(verify_from_bitcoin(&chain).0, Some(0));
+
+    // The node is down while a deep reorg takes out the reveal's block, not the commit's: the
+    // reveal is in neither the best chain nor the mempool.
+    drop(node);
+    chain.mine(BURY);
+    chain.invalidate(&reveal_block);
+    assert!(chain.mempool().is_empty());
+    assert_eq!(
+        chain.tx(&commit.to_string()).blockhash.unwrap().to_string(),
+        commit_block
+    );
+    let (code, out) = verify_from_bitcoin(&chain);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        out.trim(),
+        format!(
+            "batch 0: commit {commit} spends the chain of anchors but its envelope output(s) [0] \
+             are not revealed in the best chain"
+        )
+    );
+
+    // Back up, the node finds its anchor gone and re-broadcasts the reveal alone (the commit is
+    // still confirmed); mined, the chain verifies again.
+    let mut node = NodeProc::start(&config, port, &[], &[]);
+    node.wait(
+        "the reveal re-broadcast",
+        || {},
+        |_| chain.mempool() == vec![reveal],
+    );
+    // To another address: the same coinbase, parent and transactions within the same second
+    // would make the very block `invalidateblock` marked invalid.
+    let other = chain
+        .key
+        .address(KeyKind::P2wpkh, bitcoin::Network::Regtest);
+    chain
+        .rt
+        .block_on(chain.btc.rpc.generate_to_address(1, &other))
+        .unwrap();
+    node.wait("batch 0 anchored again", || {}, |n| n.anchored(0));
+    assert_ne!(
+        node.batch(0).anchor.unwrap().block_hash.unwrap(),
+        reveal_block
+    );
+    assert_eq!(check_anchor_chain(&chain, &node, 1), vec![reveal]);
+    let (code, out) = verify_from_bitcoin(&chain);
+    assert_eq!(code, Some(0), "{out}");
 }

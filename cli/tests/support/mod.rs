@@ -122,6 +122,14 @@ impl Chain {
             .unwrap();
     }
 
+    /// Mines one block holding exactly `txids` (from the mempool); returns its hash.
+    pub fn mine_only(&self, txids: &[Txid]) -> String {
+        self.rt
+            .block_on(self.btc.rpc.generate_block(&self.miner, txids))
+            .unwrap()
+            .to_string()
+    }
+
     /// Height of the best chain.
     pub fn tip(&self) -> u64 {
         self.rt.block_on(self.btc.rpc.get_block_count()).unwrap()
