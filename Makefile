@@ -63,7 +63,9 @@ bench-msm:
 
 # What settling on Bitcoin costs: one range anchor package (commit + anchor) per size (1, 16, 64,
 # 256 private transfers) on a throwaway regtest bitcoind (VEIL_BITCOIND, PATH or `make bitcoind`);
-# vbytes as Core counts them, vB and sats per transfer at 1/10/50 sat/vB; target/bench/anchor.md.
+# vbytes as Core counts them, vB and sats per transfer at 1/10/50 sat/vB; then verify-chain
+# --from-bitcoin timed on a proven B = 16, D = 32 history (--verify-transfers, default 256; the
+# first run makes the dev keys, minutes); target/bench/anchor.md.
 ANCHOR_ARGS ?=
 bench-anchor:
 	$(CARGO) run --release -p veil-bench -- anchor $(ANCHOR_ARGS)
