@@ -3,7 +3,7 @@
 //! single-transaction version 1 anchor ([`tx`]), the Taproot envelopes that carry a range's data
 //! ([`envelope`]) and the commit / reveal / anchor transactions that publish them ([`package`]),
 //! the operator's secp256k1 key ([`operator`]) and an async Bitcoin Core JSON-RPC client
-//! ([`rpc`]).
+//! ([`rpc`]), and the bridge's pay-to-contract peg-in addresses ([`bridge`], issue 15).
 //!
 //! # Payload, version 1
 //!
@@ -67,6 +67,7 @@
 //! version 2 payload and the next change at output 1. Layouts, sizes, mempool limits and fee
 //! bumping are in [`package`] and `docs/data-on-bitcoin.md`.
 
+pub mod bridge;
 pub mod chain;
 pub mod envelope;
 pub mod operator;
