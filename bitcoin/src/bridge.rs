@@ -1,4 +1,4 @@
-//! Peg-in addresses of the bridge (issue 15, docs/bridge.md): a Bitcoin address per Veil payment
+//! Peg-in addresses of the bridge (issue 15, `docs/bridge.md`): a Bitcoin address per Veil payment
 //! address, whose output key commits to that address (pay-to-contract, as Liquid's peg-in
 //! addresses commit to their claim script), so a deposit's Veil destination is fixed by the
 //! Bitcoin output itself and the operator cannot credit it to anyone else.
