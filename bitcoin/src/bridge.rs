@@ -26,6 +26,9 @@ use veil_circuits::keys::PaymentAddress;
 
 use crate::operator::OperatorKey;
 
+/// The tag of the deposit tweak's BIP 340 tagged hash (what `GET /v1/bridge` names).
+pub const DEPOSIT_TAG: &str = "veil/deposit-v1";
+
 sha256t_hash_newtype! {
     /// The tag of peg-in commitments.
     pub struct DepositTag = hash_str("veil/deposit-v1");
@@ -128,7 +131,8 @@ mod tests {
             .unwrap()
             .internal_key();
         let to = address(1);
-        let tag = sha256::Hash::hash(b"veil/deposit-v1");
+        assert_eq!(DEPOSIT_TAG, "veil/deposit-v1");
+        let tag = sha256::Hash::hash(DEPOSIT_TAG.as_bytes());
         let mut msg = Vec::new();
         msg.extend_from_slice(tag.as_byte_array());
         msg.extend_from_slice(tag.as_byte_array());

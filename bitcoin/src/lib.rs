@@ -73,6 +73,7 @@ pub mod envelope;
 pub mod operator;
 pub mod package;
 pub mod payload;
+pub mod refs;
 pub mod rpc;
 pub mod tx;
 

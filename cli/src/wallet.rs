@@ -88,6 +88,10 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         fee: u64,
     },
+    /// This wallet's Bitcoin peg-in address (a P2TR output committing to its payment address,
+    /// derived here from the node's bridge key). Deposits to it are not yet credited by the
+    /// node itself (issue 15): until then `veil deposit` (operator) credits deposits.
+    DepositAddress,
     /// A transfer's status at the node.
     Status {
         /// Transfer id.
@@ -212,6 +216,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Withdraw { to, amount, fee } => {
             let t = w.withdraw(&to, amount, fee, &mut rand::rngs::OsRng)?;
             print_submitted(&t, args.json)?;
+        }
+        Command::DepositAddress => {
+            let (address, key) = w.deposit_address()?;
+            if args.json {
+                println!("{}", json!({"deposit_address": address, "bridge_key": key}));
+            } else {
+                println!("{address}");
+            }
         }
         Command::Status { id } => {
             let s = w.status(&id)?;

@@ -7,7 +7,9 @@
 //! notes, paths and batches as before, the same `/v1/state` once its anchorer has looked at
 //! Bitcoin. Bob, who never synced before, syncs from the restored node, finds both his notes and
 //! spends one; the new batch is proven and anchored on the same chain of spends, and both
-//! `verify-chain` modes exit 0. Restoring into a directory that is not empty is refused.
+//! `verify-chain` modes exit 0. Restoring into a directory that is not empty is refused. On the
+//! way, each wallet's peg-in address (`veil wallet deposit-address`) is checked against the bridge
+//! key the node serves and the operator key.
 //!
 //! Skipped, with a notice, only when no `bitcoind` is found (`VEIL_BITCOIND=/path/to/bitcoind`).
 
@@ -120,6 +122,29 @@ fn a_node_restored_from_bitcoin_alone_serves_the_same_state_and_continues_the_ch
         .as_str()
         .unwrap()
         .to_owned();
+    // The peg-in address: derived by the wallet from the bridge key the node serves, it is the
+    // operator key tweaked by a commitment to Alice's payment address (docs/bridge.md).
+    let bridge = get(&format!("{url}/v1/bridge"));
+    assert_eq!(bridge["bitcoin"], true, "{bridge}");
+    assert_eq!(bridge["network"], "regtest", "{bridge}");
+    let bridge_key = chain.key.internal_key();
+    assert_eq!(
+        bridge["bridge_key"],
+        hex::encode(bridge_key.serialize()),
+        "{bridge}"
+    );
+    let peg_in = ok_json(&["wallet", "--wallet", alice, "deposit-address", "--json"]);
+    let alice_pa = veil_circuits::keys::PaymentAddress::decode(
+        &alice_addr,
+        veil_circuits::keys::Network::Regtest,
+    )
+    .unwrap();
+    let want =
+        veil_bitcoin::bridge::deposit_address(&bridge_key, &alice_pa, bitcoin::Network::Regtest)
+            .unwrap();
+    assert_eq!(peg_in["deposit_address"], want.to_string(), "{peg_in}");
+    let bob_peg_in = ok_json(&["wallet", "--wallet", bob, "deposit-address", "--json"]);
+    assert_ne!(bob_peg_in["deposit_address"], peg_in["deposit_address"]);
     let deposit = |to: &str, amount: &str, outpoint: &str| {
         ok_json(&[
             "deposit",

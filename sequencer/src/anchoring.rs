@@ -188,6 +188,14 @@ pub struct Anchorer {
     failpoint: Option<String>,
 }
 
+impl Anchorer {
+    /// The bridge's key (the operator key's x-only internal key, which peg-in addresses tweak,
+    /// `docs/bridge.md`) and the Bitcoin network.
+    pub fn bridge_key(&self) -> (bitcoin::key::UntweakedPublicKey, bitcoin::Network) {
+        (self.key.internal_key(), self.settings.network)
+    }
+}
+
 impl std::fmt::Debug for Anchorer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Anchorer")

@@ -114,6 +114,10 @@ pub fn routes(
         .and(warp::get())
         .and(with_ctx.clone())
         .then(get_batch);
+    let get_bridge = warp::path!("v1" / "bridge")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .map(|ctx: Arc<ApiContext>| json_response(StatusCode::OK, &bridge_json(&ctx)));
     let post_anchor = warp::path!("v1" / "anchor")
         .and(warp::post())
         .and(operator_auth(ctx.clone()))
@@ -144,6 +148,8 @@ pub fn routes(
         .or(get_nullifier)
         .unify()
         .or(get_batch)
+        .unify()
+        .or(get_bridge)
         .unify()
         .or(post_anchor)
         .unify()
@@ -243,6 +249,8 @@ fn wrong_methods(
         .or(warp::path!("v1" / "batches" / u64)
             .and(get())
             .map(|_: u64, r: Response| r))
+        .unify()
+        .or(warp::path!("v1" / "bridge").and(get()))
         .unify()
         .or(warp::path!("v1" / "openapi.json").and(get()))
         .unify()
@@ -463,6 +471,24 @@ async fn get_nullifier(nf: String, ctx: Arc<ApiContext>) -> Response {
     };
     let (spent, pending) = ctx.node.nullifier_status(nf);
     json_response(StatusCode::OK, &json!({"spent": spent, "pending": pending}))
+}
+
+/// `GET /v1/bridge`: what a wallet needs to derive its peg-in address (docs/bridge.md), and how
+/// deposits are credited: only attested by the operator token for now (issue 15).
+fn bridge_json(ctx: &ApiContext) -> serde_json::Value {
+    match ctx.anchorer.as_deref() {
+        Some(a) => {
+            let (key, network) = a.bridge_key();
+            json!({
+                "bitcoin": true,
+                "network": network.to_string(),
+                "bridge_key": hex::encode(key.serialize()),
+                "deposit_tag": veil_bitcoin::bridge::DEPOSIT_TAG,
+                "deposits": "attested",
+            })
+        }
+        None => json!({"bitcoin": false, "deposits": "attested"}),
+    }
 }
 
 async fn get_batch(n: u64, ctx: Arc<ApiContext>) -> Response {
@@ -762,6 +788,8 @@ pub const OPENAPI: &str = r##"{
     "/v1/batches/{n}": {"get": {"summary": "A sealed batch: public data, public inputs, proof (hex or null), anchor (Anchor or null)",
       "parameters": [{"name": "n", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/U64"}}],
       "responses": {"200": {"description": "batch"}, "404": {"$ref": "#/components/responses/Error"}}}},
+    "/v1/bridge": {"get": {"summary": "The bridge: {bitcoin, network, bridge_key (x-only hex), deposit_tag, deposits}; bitcoin false without anchoring. Peg-in addresses are derived from bridge_key (docs/bridge.md); deposits are attested by the operator for now",
+      "responses": {"200": {"description": "bridge"}}}},
     "/v1/anchor": {"post": {"summary": "Operator: run an anchoring pass now; reports heights, the last error, the reorgs seen (count, deep count, last: batches, depth, fork height) and every anchor",
       "security": [{"operator": []}],
       "responses": {"202": {"description": "pass requested; current anchoring status"},
@@ -790,13 +818,14 @@ mod tests {
             "/v1/nullifiers/{nf}",
             "/v1/batches/{n}",
             "/v1/anchor",
+            "/v1/bridge",
             "/v1/openapi.json",
             "/healthz",
             "/metrics",
         ] {
             assert!(paths.contains_key(p), "{p} missing");
         }
-        assert_eq!(paths.len(), 12);
+        assert_eq!(paths.len(), 13);
         // Wallets scan notes with the rho of each (not in the ciphertext).
         let note = &doc["components"]["schemas"]["PublishedNote"];
         assert!(note["required"].as_array().unwrap().contains(&json!("rho")));

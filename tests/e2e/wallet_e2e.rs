@@ -72,6 +72,9 @@ fn deposit_pay_pay_back_withdraw_prove_and_verify() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+    // This node is not on Bitcoin: no peg-in address, and the wallet says why.
+    let err = fails(&["wallet", "--wallet", alice, "deposit-address"]);
+    assert!(err.contains("not on Bitcoin"), "{err}");
     // A second `new` in the same directory refuses to replace the key.
     let err = fails(&["wallet", "--wallet", alice, "new"]);
     assert!(err.contains("already exists"), "{err}");

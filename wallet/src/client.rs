@@ -185,6 +185,19 @@ pub struct NodeState {
     pub mempool_size: u64,
 }
 
+/// `GET /v1/bridge`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BridgeInfo {
+    /// Whether the node is on Bitcoin (anchoring configured).
+    pub bitcoin: bool,
+    /// Its Bitcoin network (`regtest`, `signet`, `testnet`, `bitcoin`).
+    pub network: Option<String>,
+    /// The bridge's x-only key, hex.
+    pub bridge_key: Option<String>,
+    /// How deposits are credited (`attested`: by the operator).
+    pub deposits: String,
+}
+
 /// `GET /v1/batches/{n}` (the fields a verifier needs).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct BatchInfo {
@@ -409,6 +422,11 @@ impl NodeClient {
     ) -> Result<(String, String), ClientError> {
         let a = self.post::<Accepted>("/v1/deposits", req, Some(token))?;
         Ok((a.id, a.status))
+    }
+
+    /// `GET /v1/bridge`.
+    pub fn bridge(&self) -> Result<BridgeInfo, ClientError> {
+        self.get("/v1/bridge")
     }
 
     /// `GET /v1/batches/{n}`.

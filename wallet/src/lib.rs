@@ -3,7 +3,8 @@
 //! note selection, and local construction and signing of payments, withdrawals (to a Bitcoin
 //! address) and operator deposits, submitted over the node's HTTP API (DESIGN §3–§6, §9).
 
-pub mod btc;
+/// The Bitcoin side of transfers' public fields (`veil_bitcoin::refs`, shared with the node).
+pub use veil_bitcoin::refs as btc;
 pub mod client;
 pub mod fs;
 pub mod keyfile;

@@ -65,6 +65,20 @@ pub enum WalletError {
     /// Bad Bitcoin address.
     #[error(transparent)]
     Bitcoin(#[from] BitcoinRefError),
+    /// The node has no Bitcoin bridge.
+    #[error("the node at {0} is not on Bitcoin (no anchoring configured): it has no peg-in addresses; deposits there are attested by the operator")]
+    NoBridge(String),
+    /// The node's bridge is on another network than the wallet.
+    #[error("the node's bridge is on {node}, the wallet is for {wallet}")]
+    BridgeNetwork {
+        /// The node's network.
+        node: String,
+        /// The wallet's.
+        wallet: String,
+    },
+    /// The node served an unusable bridge key.
+    #[error("the node's bridge key is unusable: {0}")]
+    BridgeKey(String),
     /// No notes cover the amount.
     #[error(transparent)]
     Selection(#[from] SelectionError),
@@ -193,6 +207,30 @@ impl Wallet {
     /// The payment address.
     pub fn address(&self) -> String {
         self.keys.address()
+    }
+
+    /// This wallet's Bitcoin peg-in address under the node's bridge key (`docs/bridge.md`):
+    /// derived here from the key `GET /v1/bridge` serves and the wallet's own payment address,
+    /// so the node cannot substitute another destination. Returns the address and the key.
+    pub fn deposit_address(&self) -> Result<(String, String), WalletError> {
+        let info = self.client.bridge()?;
+        let (true, Some(network), Some(key)) = (info.bitcoin, info.network, info.bridge_key) else {
+            return Err(WalletError::NoBridge(self.state.node_url.clone()));
+        };
+        let want = btc::bitcoin_network(self.network());
+        if network != want.to_string() {
+            return Err(WalletError::BridgeNetwork {
+                node: network,
+                wallet: want.to_string(),
+            });
+        }
+        let bridge = key
+            .parse::<bitcoin::key::XOnlyPublicKey>()
+            .map_err(|e| WalletError::BridgeKey(e.to_string()))?;
+        let address =
+            veil_bitcoin::bridge::deposit_address(&bridge, &self.keys.payment_address(), want)
+                .map_err(|e| WalletError::BridgeKey(e.to_string()))?;
+        Ok((address.to_string(), key))
     }
 
     /// The network.
