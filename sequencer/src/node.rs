@@ -932,27 +932,24 @@ impl Node {
 
     /// A transfer's status, `None` if never accepted.
     pub fn status(&self, id: &str) -> Result<Option<Status>, NodeError> {
-        let Some(rec) = self.store().transfer(id)? else {
-            // A transfer of a batch restored from Bitcoin has no record of its own.
-            let Some(n) = self.store().restored_batch_of(id)? else {
-                return Ok(None);
-            };
-            if let Some(a) = self.store().anchor(n)? {
-                if a.status == AnchorStatus::Anchored {
-                    return Ok(Some(Status::Anchored(n, txid_hex(&a.current().txid))));
-                }
-            }
-            return Ok(Some(Status::Proven(n)));
+        let state = match self.store().transfer(id)? {
+            Some(rec) => rec.state,
+            // A transfer of a batch restored from Bitcoin has no record of its own; its batch is
+            // proven.
+            None => match self.store().restored_batch_of(id)? {
+                Some(n) => TransferState::Batched(n),
+                None => return Ok(None),
+            },
         };
         let proven_height = self.lock().proven_height;
-        if let TransferState::Batched(n) = rec.state {
+        if let TransferState::Batched(n) = state {
             if let Some(a) = self.store().anchor(n)? {
                 if a.status == AnchorStatus::Anchored {
                     return Ok(Some(Status::Anchored(n, txid_hex(&a.current().txid))));
                 }
             }
         }
-        Ok(Some(match rec.state {
+        Ok(Some(match state {
             TransferState::Pending { .. } => Status::Pending,
             TransferState::Batched(n) if n < proven_height => Status::Proven(n),
             TransferState::Batched(n) => Status::Batched(n),
