@@ -243,34 +243,6 @@ fn anchors_taken_out_by_a_reorg_past_the_watch_are_rebroadcast_and_the_chain_con
     assert!((0..3).all(|i| node.anchored(i)));
 }
 
-/// `veil verify-chain --from-bitcoin` against `chain`.
-fn verify_from_bitcoin(chain: &Chain) -> (Option<i32>, String) {
-    let keys = support::keys_dir().to_str().unwrap().to_owned();
-    let genesis = chain.genesis.to_string();
-    let out = support::veil(&[
-        "verify-chain",
-        "--from-bitcoin",
-        "--genesis",
-        &genesis,
-        "--vk",
-        &keys,
-        "--bitcoin-rpc",
-        &chain.btc.url,
-        "--rpc-user",
-        support::bitcoind::RPC_USER,
-        "--rpc-password",
-        support::bitcoind::RPC_PASSWORD,
-    ]);
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            support::text(&out.stdout),
-            support::text(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn a_reorg_that_drops_the_reveal_but_not_the_commit_is_reported_and_the_node_reveals_again() {
     let Some(chain) = Chain::start(
@@ -315,7 +287,7 @@ fn a_reorg_that_drops_the_reveal_but_not_the_commit_is_reported_and_the_node_rev
     node.wait("batch 0 anchored", || {}, |n| n.anchored(0));
     let reveal_block = node.batch(0).anchor.unwrap().block_hash.unwrap();
     assert_ne!(reveal_block, commit_block);
-    assert_eq!(verify_from_bitcoin(&chain).0, Some(0));
+    assert_eq!(chain.verify_from_bitcoin().0, Some(0));
 
     // The node is down while a deep reorg takes out the reveal's block, not the commit's: the
     // reveal is in neither the best chain nor the mempool.
@@ -327,7 +299,7 @@ fn a_reorg_that_drops_the_reveal_but_not_the_commit_is_reported_and_the_node_rev
         chain.tx(&commit.to_string()).blockhash.unwrap().to_string(),
         commit_block
     );
-    let (code, out) = verify_from_bitcoin(&chain);
+    let (code, out) = chain.verify_from_bitcoin();
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(
         out.trim(),
@@ -360,6 +332,6 @@ fn a_reorg_that_drops_the_reveal_but_not_the_commit_is_reported_and_the_node_rev
         reveal_block
     );
     assert_eq!(check_anchor_chain(&chain, &node, 1), vec![reveal]);
-    let (code, out) = verify_from_bitcoin(&chain);
+    let (code, out) = chain.verify_from_bitcoin();
     assert_eq!(code, Some(0), "{out}");
 }

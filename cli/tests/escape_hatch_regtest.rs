@@ -18,8 +18,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::Value;
-use support::bitcoind::{RPC_PASSWORD, RPC_USER};
-use support::{check_anchor_chain, free_port, keys_dir, text, veil, Chain, NodeProc, TOKEN};
+use support::{check_anchor_chain, free_port, text, veil, Chain, NodeProc, TOKEN};
 use veil_bitcoin::KeyKind;
 
 fn ok_json(args: &[&str]) -> Value {
@@ -60,23 +59,11 @@ fn read_api(node: &NodeProc) -> (Value, Value, Vec<Value>, Vec<Value>) {
 }
 
 fn restore(chain: &Chain, data: &Path) -> std::process::Output {
-    let genesis = chain.genesis.to_string();
-    let keys = keys_dir().to_str().unwrap().to_owned();
-    veil(&[
+    chain.veil_from_bitcoin(&[
         "restore",
         "--from-bitcoin",
-        "--genesis",
-        &genesis,
-        "--vk",
-        &keys,
         "--data-dir",
         data.to_str().unwrap(),
-        "--bitcoin-rpc",
-        &chain.btc.url,
-        "--rpc-user",
-        RPC_USER,
-        "--rpc-password",
-        RPC_PASSWORD,
         "--json",
     ])
 }
@@ -301,23 +288,8 @@ fn a_node_restored_from_bitcoin_alone_serves_the_same_state_and_continues_the_ch
     let bal = ok_json(&["wallet", "--wallet", alice, "balance", "--json"]);
     assert_eq!(bal["spendable"], 100000 - 30000 - 100 + 60000, "{bal}");
     chain.assert_chain_verifies(&node.url);
-    let keys = keys_dir().to_str().unwrap().to_owned();
-    let out = veil(&[
-        "verify-chain",
-        "--from-bitcoin",
-        "--genesis",
-        &genesis,
-        "--vk",
-        &keys,
-        "--bitcoin-rpc",
-        &chain.btc.url,
-        "--rpc-user",
-        RPC_USER,
-        "--rpc-password",
-        RPC_PASSWORD,
-    ]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let (code, stdout) = chain.verify_from_bitcoin();
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout.starts_with(&format!("ok: {now} batches (")),
         "{stdout}"

@@ -14,10 +14,8 @@
 
 mod support;
 
-use std::process::Output;
-
 use bitcoin::OutPoint;
-use support::{check_anchor_chain, free_port, keys_dir, shape, text, veil, Chain, NodeProc};
+use support::{check_anchor_chain, free_port, shape, Chain, NodeProc};
 use veil_bitcoin::package::build_anchor_package;
 use veil_bitcoin::payload::AnchorPayloadV2;
 use veil_bitcoin::tx::CHANGE_VOUT;
@@ -25,32 +23,6 @@ use veil_bitcoin::{proof_commitment, KeyKind, PrevOut};
 use veil_fixtures::Scenario;
 use veil_verifier::da::{AnchorData, BatchData, TransferData};
 use veil_wallet::NodeClient;
-
-fn from_bitcoin(chain: &Chain) -> Output {
-    let keys = keys_dir().to_str().unwrap().to_owned();
-    let genesis = chain.genesis.to_string();
-    veil(&[
-        "verify-chain",
-        "--from-bitcoin",
-        "--bitcoin-rpc",
-        &chain.btc.url,
-        "--rpc-user",
-        support::bitcoind::RPC_USER,
-        "--rpc-password",
-        support::bitcoind::RPC_PASSWORD,
-        "--vk",
-        &keys,
-        "--genesis",
-        &genesis,
-    ])
-}
-
-fn exit(out: &Output) -> (Option<i32>, String) {
-    (
-        out.status.code(),
-        format!("{}{}", text(&out.stdout), text(&out.stderr)),
-    )
-}
 
 /// Batch `n`'s data as the node publishes it, encoded as it goes on Bitcoin, with its proof
 /// commitment and new state root.
@@ -153,7 +125,7 @@ fn batches_proven_within_a_block_share_one_anchor_and_bitcoin_alone_verifies_the
     assert_eq!(status["anchored_height"], proven);
 
     chain.assert_chain_verifies(&node.url);
-    let (code, out) = exit(&from_bitcoin(&chain));
+    let (code, out) = chain.verify_from_bitcoin();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with(&format!("ok: {proven} batches (")), "{out}");
     assert!(out.contains("in 2 anchors"), "{out}");
@@ -203,7 +175,7 @@ fn batches_proven_within_a_block_share_one_anchor_and_bitcoin_alone_verifies_the
             .unwrap();
     }
     chain.mine(1);
-    let (code, out) = exit(&from_bitcoin(&chain));
+    let (code, out) = chain.verify_from_bitcoin();
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(
@@ -231,7 +203,7 @@ fn batches_proven_within_a_block_share_one_anchor_and_bitcoin_alone_verifies_the
         .block_on(chain.btc.rpc.send_raw_transaction(&dangling.commit))
         .unwrap();
     chain.mine(1);
-    let (code, out) = exit(&from_bitcoin(&chain));
+    let (code, out) = chain.verify_from_bitcoin();
     assert_eq!(code, Some(1), "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");

@@ -184,6 +184,38 @@ impl Chain {
         path
     }
 
+    /// Runs `veil <command> --genesis G --vk KEYS --bitcoin-rpc URL --rpc-user U --rpc-password P`:
+    /// a command that reads this chain from Bitcoin alone (`verify-chain --from-bitcoin`,
+    /// `restore --from-bitcoin`).
+    pub fn veil_from_bitcoin(&self, command: &[&str]) -> Output {
+        let keys = keys_dir().to_str().unwrap().to_owned();
+        let genesis = self.genesis.to_string();
+        let mut args = command.to_vec();
+        args.extend([
+            "--genesis",
+            &genesis,
+            "--vk",
+            &keys,
+            "--bitcoin-rpc",
+            &self.btc.url,
+            "--rpc-user",
+            RPC_USER,
+            "--rpc-password",
+            RPC_PASSWORD,
+        ]);
+        veil(&args)
+    }
+
+    /// `veil verify-chain --from-bitcoin` of this chain: its exit code and its output (stdout,
+    /// then stderr).
+    pub fn verify_from_bitcoin(&self) -> (Option<i32>, String) {
+        let out = self.veil_from_bitcoin(&["verify-chain", "--from-bitcoin"]);
+        (
+            out.status.code(),
+            format!("{}{}", text(&out.stdout), text(&out.stderr)),
+        )
+    }
+
     pub fn verify_chain(&self, node: &str, genesis: Option<&str>) -> Output {
         let keys = keys_dir().to_str().unwrap().to_owned();
         let mut args = vec![
