@@ -26,6 +26,10 @@ use veil_circuits::keys::PaymentAddress;
 
 use crate::operator::OperatorKey;
 
+pub mod audit;
+pub mod deposit;
+pub mod flows;
+
 /// The tag of the deposit tweak's BIP 340 tagged hash (what `GET /v1/bridge` names).
 pub const DEPOSIT_TAG: &str = "veil/deposit-v1";
 

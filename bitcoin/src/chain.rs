@@ -48,6 +48,9 @@ pub struct ChainPackage {
     pub reveals: Vec<Transaction>,
     /// The anchor (spends the commit's last output).
     pub anchor: Transaction,
+    /// What the commit's inputs after the first spend (swept peg-ins), in input order: `None`
+    /// for an output Bitcoin Core does not know.
+    pub swept: Vec<Option<TxOut>>,
     /// The block holding the anchor.
     pub block_hash: BlockHash,
     /// Its height.
@@ -110,7 +113,7 @@ pub async fn walk_anchor_chain(
     let tip = rpc.get_block_count().await?;
     let mut watched = genesis;
     let mut pending: Option<PendingCommit> = None;
-    let mut packages = Vec::new();
+    let mut packages: Vec<ChainPackage> = Vec::new();
     for height in start..=tip {
         progress(height, tip);
         let hash = rpc.get_block_hash(height).await?;
@@ -148,12 +151,23 @@ pub async fn walk_anchor_chain(
                             commit: p.commit,
                             reveals: spenders,
                             anchor,
+                            swept: Vec::new(),
                             block_hash: hash,
                             block_height: height,
                         });
                     }
                 }
             }
+        }
+    }
+    for package in &mut packages {
+        for input in package.commit.input.iter().skip(1) {
+            let op = input.previous_output;
+            let out = rpc
+                .get_raw_transaction(&op.txid)
+                .await?
+                .and_then(|rt| rt.tx.output.get(op.vout as usize).cloned());
+            package.swept.push(out);
         }
     }
     let unrevealed = pending.map(|p| Unrevealed {

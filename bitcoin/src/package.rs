@@ -30,12 +30,13 @@ use bitcoin::{
 };
 use sha2::{Digest, Sha256};
 
+use super::bridge::flows::BridgeFlows;
 use super::envelope::{data_from_witness, Envelope, EnvelopeError, MAX_ENVELOPE_DATA};
 use super::operator::{KeyKind, OperatorKey};
 use super::payload::{AnchorPayloadV2, PayloadError, MAGIC};
 use super::tx::{
-    check_fee_rate, check_relay_policy, fee_for_vsize, input_kind, max_witness, sign_input,
-    AnchorTxError, PrevOut, CHANGE_VOUT, INCREMENTAL_RELAY_FEE,
+    check_fee_rate, check_relay_policy, fee_for_vsize, input_kind, key_path_witness, max_witness,
+    sign_input_at, AnchorTxError, PrevOut, CHANGE_VOUT, INCREMENTAL_RELAY_FEE,
 };
 
 /// Core's default limit on the virtual size of a set of related unconfirmed transactions (the
@@ -101,11 +102,22 @@ pub enum PackageError {
         len: usize,
     },
     /// The anchor has no change output.
-    #[error("anchor has {found} outputs, expected 2 (payload, change)")]
+    #[error("anchor has {found} outputs, expected at least 2 (payload, change)")]
     AnchorOutputs {
         /// Outputs found.
         found: usize,
     },
+    /// A sweep input's deposit address cannot be derived (see [`crate::bridge`]).
+    #[error("sweep {index}: {source}")]
+    Sweep {
+        /// Which sweep (commit input index minus one).
+        index: usize,
+        /// Why.
+        source: crate::bridge::BridgeKeyError,
+    },
+    /// The package's sweeps are not the commit's inputs after the first.
+    #[error("the sweeps given are not the commit's inputs after the first")]
+    SweepMismatch,
     /// No transaction spends a commit output (a reveal or the anchor is missing).
     #[error("no transaction spends commit output {vout}")]
     MissingSpender {
@@ -127,14 +139,16 @@ pub enum BumpScope {
 /// The signed transactions of one anchor and what they were built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnchorPackage {
-    /// Spends [`Self::prev`] into the envelope outputs.
+    /// Spends [`Self::prev`] and the sweeps into the envelope outputs.
     pub commit: Transaction,
     /// Reveal `i` spends commit output `i` (chunks `0 .. k - 1`).
     pub reveals: Vec<Transaction>,
-    /// Spends commit output `k - 1`; outputs `[OP_RETURN payload v2, change]`.
+    /// Spends commit output `k - 1`; outputs `[OP_RETURN payload v2, change, payouts...]`.
     pub anchor: Transaction,
-    /// The output the commit spends.
+    /// The output the commit spends first.
     pub prev: PrevOut,
+    /// The peg-ins the commit sweeps and the withdrawals the anchor pays.
+    pub flows: BridgeFlows,
     /// The anchor's payload.
     pub payload: AnchorPayloadV2,
     /// How the change is locked.
@@ -171,7 +185,33 @@ pub fn build_anchor_package(
     change_kind: KeyKind,
     fee_rate: FeeRate,
 ) -> Result<AnchorPackage, PackageError> {
-    build(key, prev, payload, data, change_kind, fee_rate, None)
+    let flows = BridgeFlows::default();
+    build(
+        key,
+        prev,
+        payload,
+        data,
+        change_kind,
+        fee_rate,
+        &flows,
+        None,
+    )
+}
+
+/// [`build_anchor_package`] that also moves bridge funds: the commit sweeps `flows.sweeps` into
+/// the reserve after spending `prev`, and the anchor pays `flows.payouts` after its change
+/// (`crate::bridge::flows`). The operator pays every Bitcoin fee from the change.
+#[allow(clippy::too_many_arguments)]
+pub fn build_bridge_package(
+    key: &OperatorKey,
+    prev: &PrevOut,
+    payload: &AnchorPayloadV2,
+    data: &[u8],
+    change_kind: KeyKind,
+    fee_rate: FeeRate,
+    flows: &BridgeFlows,
+) -> Result<AnchorPackage, PackageError> {
+    build(key, prev, payload, data, change_kind, fee_rate, flows, None)
 }
 
 fn unsigned_tx(input: OutPoint, witness: Witness, output: Vec<TxOut>) -> Transaction {
@@ -214,21 +254,20 @@ fn anchor_tx(
     input: OutPoint,
     payload: &AnchorPayloadV2,
     change_script: ScriptBuf,
+    payouts: &[TxOut],
 ) -> Transaction {
-    unsigned_tx(
-        input,
-        sized_witness(env),
-        vec![
-            TxOut {
-                value: Amount::ZERO,
-                script_pubkey: payload.script_pubkey(),
-            },
-            TxOut {
-                value: Amount::ZERO,
-                script_pubkey: change_script,
-            },
-        ],
-    )
+    let mut outputs = vec![
+        TxOut {
+            value: Amount::ZERO,
+            script_pubkey: payload.script_pubkey(),
+        },
+        TxOut {
+            value: Amount::ZERO,
+            script_pubkey: change_script,
+        },
+    ];
+    outputs.extend_from_slice(payouts);
+    unsigned_tx(input, sized_witness(env), outputs)
 }
 
 /// Signs the anchor's envelope input and checks the result; `anchor` has its change set.
@@ -254,6 +293,7 @@ fn expect_fee(paid: Amount, fee: Amount) -> Result<(), PackageError> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build(
     key: &OperatorKey,
     prev: &PrevOut,
@@ -261,6 +301,7 @@ fn build(
     data: &[u8],
     change_kind: KeyKind,
     fee_rate: FeeRate,
+    flows: &BridgeFlows,
     evicted_fee: Option<Amount>,
 ) -> Result<AnchorPackage, PackageError> {
     check_fee_rate(fee_rate)?;
@@ -286,7 +327,13 @@ fn build(
         .map(|t| fee_for_vsize(fee_rate, t.vsize() as u64))
         .collect();
     let last = &envelopes[k - 1];
-    let mut anchor = anchor_tx(last, placeholder, payload, change_script.clone());
+    let mut anchor = anchor_tx(
+        last,
+        placeholder,
+        payload,
+        change_script.clone(),
+        &flows.payouts,
+    );
     let anchor_fee = fee_for_vsize(fee_rate, anchor.vsize() as u64);
     let mut commit = unsigned_tx(
         prev.outpoint,
@@ -299,6 +346,14 @@ fn build(
             })
             .collect(),
     );
+    for sweep in &flows.sweeps {
+        commit.input.push(TxIn {
+            previous_output: sweep.prev.outpoint,
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: max_witness(KeyKind::P2tr),
+        });
+    }
     let commit_vsize = commit.vsize() as u64;
     let mut commit_fee = fee_for_vsize(fee_rate, commit_vsize);
     if let Some(evicted) = evicted_fee {
@@ -309,15 +364,14 @@ fn build(
 
     let total_fee = commit_fee + reveal_fees.iter().copied().sum::<Amount>() + anchor_fee;
     let dust_limit = change_script.minimal_non_dust();
-    let change = prev
-        .txout
-        .value
-        .checked_sub(total_fee)
+    let available = prev.txout.value + flows.swept();
+    let change = available
+        .checked_sub(total_fee + flows.paid())
         .unwrap_or(Amount::ZERO);
     if change < dust_limit {
         return Err(AnchorTxError::DustChange {
-            available: prev.txout.value,
-            fee: total_fee,
+            available,
+            fee: total_fee + flows.paid(),
             change,
             dust_limit,
         }
@@ -326,14 +380,20 @@ fn build(
     for (out, fee) in commit.output.iter_mut().zip(&reveal_fees) {
         out.value = *fee;
     }
-    commit.output[k - 1].value = anchor_fee + change;
+    commit.output[k - 1].value = anchor_fee + flows.paid() + change;
     anchor.output[CHANGE_VOUT as usize].value = change;
 
-    sign_input(key, &mut commit, prev, input_kind)?;
-    expect_fee(
-        check_relay_policy(&commit, std::slice::from_ref(&prev.txout))?,
-        commit_fee,
-    )?;
+    let spent: Vec<TxOut> = std::iter::once(prev.txout.clone())
+        .chain(flows.sweeps.iter().map(|s| s.prev.txout.clone()))
+        .collect();
+    sign_input_at(key, &mut commit, 0, &spent, input_kind)?;
+    for (i, sweep) in flows.sweeps.iter().enumerate() {
+        let keypair = key
+            .deposit_keypair(&sweep.owner)
+            .map_err(|source| PackageError::Sweep { index: i, source })?;
+        commit.input[i + 1].witness = key_path_witness(key, &keypair, &commit, i + 1, &spent)?;
+    }
+    expect_fee(check_relay_policy(&commit, &spent)?, commit_fee)?;
     let commit_txid = commit.compute_txid();
     for (i, (reveal, env)) in reveals.iter_mut().zip(&envelopes).enumerate() {
         reveal.input[0].previous_output = OutPoint::new(commit_txid, i as u32);
@@ -353,6 +413,7 @@ fn build(
         reveals,
         anchor,
         prev: prev.clone(),
+        flows: flows.clone(),
         payload: *payload,
         change_kind,
         fee_rate,
@@ -367,11 +428,13 @@ fn build(
 impl AnchorPackage {
     /// The package of stored, signed transactions (a node's record of what it broadcast),
     /// re-read with [`read_package`]: the data, payload, key and fees are recovered from the
-    /// transactions and `prev` (the output the commit spends), so the package can be bumped.
-    /// `fee_rate` is the rate it was built for.
+    /// transactions, `prev` (the output the commit spends first) and `sweeps` (the peg-ins it
+    /// spends after it), so the package can be bumped. `fee_rate` is the rate it was built for.
+    #[allow(clippy::too_many_arguments)]
     pub fn from_transactions(
         key: &OperatorKey,
         prev: PrevOut,
+        sweeps: Vec<crate::bridge::flows::Sweep>,
         commit: Transaction,
         reveals: Vec<Transaction>,
         anchor: Transaction,
@@ -381,16 +444,22 @@ impl AnchorPackage {
         if contents.operator != key.internal_key() {
             return Err(PackageError::ForeignKey);
         }
-        let spends_prev =
-            commit.input.len() == 1 && commit.input[0].previous_output == prev.outpoint;
+        let spends_prev = commit.input[0].previous_output == prev.outpoint;
         if !spends_prev {
             return Err(PackageError::WrongSpend {
                 tx: "commit".into(),
                 vout: prev.outpoint.vout,
             });
         }
+        let flows = BridgeFlows {
+            payouts: contents.payouts.clone(),
+            sweeps,
+        };
+        if flows.swept_outpoints() != contents.swept {
+            return Err(PackageError::SweepMismatch);
+        }
         let sum = |tx: &Transaction| tx.output.iter().map(|o| o.value).sum::<Amount>();
-        let commit_fee = prev.txout.value.checked_sub(sum(&commit));
+        let commit_fee = (prev.txout.value + flows.swept()).checked_sub(sum(&commit));
         let k = reveals.len();
         let last_value = commit.output[k].value;
         let anchor_fee = last_value.checked_sub(sum(&anchor));
@@ -419,6 +488,7 @@ impl AnchorPackage {
             reveals,
             anchor,
             prev,
+            flows,
             payload: contents.payload,
             change_kind,
             fee_rate,
@@ -525,11 +595,14 @@ impl AnchorPackage {
         let spent = self.commit.output[self.reveals.len()].clone();
         let change_script = key.script_pubkey(self.change_kind);
         let dust_limit = change_script.minimal_non_dust();
-        let change = spent.value.checked_sub(fee).unwrap_or(Amount::ZERO);
+        let change = spent
+            .value
+            .checked_sub(fee + self.flows.paid())
+            .unwrap_or(Amount::ZERO);
         if change < dust_limit {
             return Err(AnchorTxError::DustChange {
                 available: spent.value,
-                fee,
+                fee: fee + self.flows.paid(),
                 change,
                 dust_limit,
             }
@@ -540,6 +613,7 @@ impl AnchorPackage {
             self.anchor.input[0].previous_output,
             &self.payload,
             change_script,
+            &self.flows.payouts,
         );
         anchor.output[CHANGE_VOUT as usize].value = change;
         sign_anchor(key, &self.last_envelope, &mut anchor, &spent, fee)?;
@@ -572,6 +646,7 @@ impl AnchorPackage {
             &self.data,
             self.change_kind,
             new_rate,
+            &self.flows,
             Some(evicted_fee),
         )
     }
@@ -588,6 +663,10 @@ pub struct PackageContents {
     pub payload: AnchorPayloadV2,
     /// The anchor's change output.
     pub change: PrevOut,
+    /// The outpoints the commit spends after its first input (swept peg-ins).
+    pub swept: Vec<OutPoint>,
+    /// The anchor's outputs after the change (withdrawals paid).
+    pub payouts: Vec<TxOut>,
 }
 
 impl PackageContents {
@@ -641,7 +720,7 @@ pub fn read_package(
         data.extend_from_slice(&chunk);
     }
     let payload = AnchorPayloadV2::from_tx(anchor)?;
-    if anchor.output.len() != 2 {
+    if anchor.output.len() < 2 {
         return Err(PackageError::AnchorOutputs {
             found: anchor.output.len(),
         });
@@ -654,6 +733,13 @@ pub fn read_package(
             outpoint: OutPoint::new(anchor.compute_txid(), CHANGE_VOUT),
             txout: anchor.output[CHANGE_VOUT as usize].clone(),
         },
+        swept: commit
+            .input
+            .iter()
+            .skip(1)
+            .map(|i| i.previous_output)
+            .collect(),
+        payouts: anchor.output[CHANGE_VOUT as usize + 1..].to_vec(),
     })
 }
 

@@ -288,30 +288,28 @@ pub(crate) fn sign_input(
     prev: &PrevOut,
     kind: KeyKind,
 ) -> Result<(), AnchorTxError> {
-    let mut cache = SighashCache::new(&mut *tx);
+    sign_input_at(key, tx, 0, std::slice::from_ref(&prev.txout), kind)
+}
+
+/// Signs input `index` of `tx` (`spent[i]` is what input `i` spends; input `index` spends one
+/// of `key`'s outputs of `kind`) by P2TR key path (`SIGHASH_DEFAULT`, over every spent output)
+/// or P2WPKH.
+pub(crate) fn sign_input_at(
+    key: &OperatorKey,
+    tx: &mut Transaction,
+    index: usize,
+    spent: &[TxOut],
+    kind: KeyKind,
+) -> Result<(), AnchorTxError> {
     let witness = match kind {
-        KeyKind::P2tr => {
-            let sighash = cache
-                .taproot_key_spend_signature_hash(
-                    0,
-                    &Prevouts::All(&[&prev.txout]),
-                    TapSighashType::Default,
-                )
-                .map_err(|e| AnchorTxError::Sighash(e.to_string()))?;
-            let msg = Message::from_digest(sighash.to_byte_array());
-            let keypair = key.tweaked_keypair().to_keypair();
-            let signature = key.secp().sign_schnorr_no_aux_rand(&msg, &keypair);
-            Witness::p2tr_key_spend(&taproot::Signature {
-                signature,
-                sighash_type: TapSighashType::Default,
-            })
-        }
+        KeyKind::P2tr => key_path_witness(key, &key.tweaked_keypair(), tx, index, spent)?,
         KeyKind::P2wpkh => {
-            let sighash = cache
+            let prev = &spent[index];
+            let sighash = SighashCache::new(&*tx)
                 .p2wpkh_signature_hash(
-                    0,
-                    &prev.txout.script_pubkey,
-                    prev.txout.value,
+                    index,
+                    &prev.script_pubkey,
+                    prev.value,
                     EcdsaSighashType::All,
                 )
                 .map_err(|e| AnchorTxError::Sighash(e.to_string()))?;
@@ -328,8 +326,30 @@ pub(crate) fn sign_input(
             )
         }
     };
-    tx.input[0].witness = witness;
+    tx.input[index].witness = witness;
     Ok(())
+}
+
+/// The BIP 341 key-path witness of input `index` of `tx` under `keypair` (`SIGHASH_DEFAULT`,
+/// over every spent output).
+pub(crate) fn key_path_witness(
+    key: &OperatorKey,
+    keypair: &bitcoin::key::TweakedKeypair,
+    tx: &Transaction,
+    index: usize,
+    spent: &[TxOut],
+) -> Result<Witness, AnchorTxError> {
+    let sighash = SighashCache::new(tx)
+        .taproot_key_spend_signature_hash(index, &Prevouts::All(spent), TapSighashType::Default)
+        .map_err(|e| AnchorTxError::Sighash(e.to_string()))?;
+    let msg = Message::from_digest(sighash.to_byte_array());
+    let signature = key
+        .secp()
+        .sign_schnorr_no_aux_rand(&msg, &keypair.to_keypair());
+    Ok(Witness::p2tr_key_spend(&taproot::Signature {
+        signature,
+        sighash_type: TapSighashType::Default,
+    }))
 }
 
 /// Core's relay policy as it applies to an anchor: [`check_relay_policy`], plus the anchor's

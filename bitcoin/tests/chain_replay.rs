@@ -124,6 +124,7 @@ fn walk(p: &AnchorPackage) -> ChainWalk {
             commit: p.commit.clone(),
             reveals: p.reveals.clone(),
             anchor: p.anchor.clone(),
+            swept: vec![],
             block_hash: BlockHash::from_byte_array([1; 32]),
             block_height: 101,
         }],

@@ -58,6 +58,7 @@
 //! new anchor is persisted and before it is broadcast (`abort-after-bump-persist`: the same after
 //! persisting a fee bump).
 
+mod flows;
 pub mod reorg;
 mod settings;
 
@@ -72,8 +73,9 @@ use bitcoin::{Amount, FeeRate, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
+use veil_bitcoin::bridge::flows::Sweep;
 use veil_bitcoin::envelope::MAX_ENVELOPE_DATA;
-use veil_bitcoin::package::{build_anchor_package, AnchorPackage, BumpScope, PackageError};
+use veil_bitcoin::package::{build_bridge_package, AnchorPackage, BumpScope, PackageError};
 use veil_bitcoin::payload::AnchorPayloadV2;
 use veil_bitcoin::rpc::BlockchainInfo;
 use veil_bitcoin::tx::CHANGE_VOUT;
@@ -256,11 +258,17 @@ pub fn anchor_json(rec: &AnchorRecord) -> Value {
     let vsize = anchor
         .as_ref()
         .map(|t| t.vsize() + prelude.iter().map(Transaction::vsize).sum::<usize>());
-    // Everything the package spent that is not the new change went to fees.
-    let fee_sat = anchor
-        .as_ref()
-        .and_then(|t| t.output.get(CHANGE_VOUT as usize))
-        .map(|change| rec.prev_value_sat.saturating_sub(change.value.to_sat()));
+    // Everything the package spent (the previous change and the swept deposits) that is not
+    // the new change or a withdrawal went to fees.
+    let fee_sat = anchor.as_ref().map(|t| {
+        let out: u64 = t
+            .output
+            .iter()
+            .skip(CHANGE_VOUT as usize)
+            .map(|o| o.value.to_sat())
+            .sum();
+        (rec.prev_value_sat + rec.swept_sat()).saturating_sub(out)
+    });
     let txid = |t: &Transaction| t.compute_txid().to_string();
     json!({
         "txid": txid_hex(&cur.txid),
@@ -772,9 +780,39 @@ impl Anchorer {
                 script_pubkey: ScriptBuf::from_bytes(rec.prev_script.clone()),
             },
         };
+        let sweeps = rec
+            .sweeps
+            .iter()
+            .map(|s| {
+                let owner = s.owner.ok_or_else(|| AnchorError::Corrupt {
+                    batch: rec.batch,
+                    message: "a swept deposit without its owner (restored from Bitcoin)".into(),
+                })?;
+                let addr = veil_circuits::field::from_bytes_be(&owner.addr).map_err(|e| {
+                    AnchorError::Corrupt {
+                        batch: rec.batch,
+                        message: format!("swept deposit owner: {e}"),
+                    }
+                })?;
+                Ok(Sweep {
+                    prev: PrevOut {
+                        outpoint: OutPoint::new(Txid::from_byte_array(s.txid), s.vout),
+                        txout: TxOut {
+                            value: Amount::from_sat(s.value),
+                            script_pubkey: ScriptBuf::from_bytes(s.script.clone()),
+                        },
+                    },
+                    owner: veil_circuits::keys::PaymentAddress {
+                        addr,
+                        pk_enc: owner.pk_enc,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, AnchorError>>()?;
         Ok(AnchorPackage::from_transactions(
             &self.key,
             prev,
+            sweeps,
             commit,
             prelude.collect(),
             anchor,
@@ -916,13 +954,22 @@ impl Anchorer {
         let data_hash: [u8; 32] = Sha256::digest(&bytes).into();
         let payload = AnchorPayloadV2::new(first, root, &data_hash, &commitments)?;
         let rate = self.settings.fee.fee_rate(&self.rpc).await?;
-        let package =
-            build_anchor_package(&self.key, &prev, &payload, &bytes, self.settings.kind, rate)?;
+        let (flows, sweeps) = self.bridge_flows(&data).await?;
+        let package = build_bridge_package(
+            &self.key,
+            &prev,
+            &payload,
+            &bytes,
+            self.settings.kind,
+            rate,
+            &flows,
+        )?;
         let mut rec = AnchorRecord {
             batch: first,
             count,
             prev_value_sat: prev.txout.value.to_sat(),
             prev_script: prev.txout.script_pubkey.to_bytes(),
+            sweeps,
             prelude: std::iter::once(&package.commit)
                 .chain(&package.reveals)
                 .map(serialize)
@@ -945,6 +992,8 @@ impl Anchorer {
             commit = %package.commit.compute_txid(),
             spends = %prev.outpoint,
             data_bytes = bytes.len(),
+            swept = package.flows.sweeps.len(),
+            payouts = package.flows.payouts.len(),
             fee = package.total_fee().to_sat(),
             vsize = package.total_vsize(),
             "anchor signed and stored"

@@ -199,6 +199,14 @@ pub struct AnchorConfig {
     pub poll_ms: u64,
     /// Longest wait between retries while Bitcoin Core is unreachable, in milliseconds.
     pub retry_max_ms: u64,
+    /// Confirmations a peg-in output needs before the node credits it (docs/bridge.md).
+    pub deposit_confirmations: u64,
+    /// Fee rate (sat/vB) a withdrawal's transfer fee must cover for its output in the anchor.
+    pub withdrawal_fee_rate: u64,
+    /// Also accept operator-attested deposits (`POST /v1/deposits`) on this Bitcoin node: off by
+    /// default, since such deposits are not backed by a peg-in and `verify-chain` flags them
+    /// unless given `--allow-attested`. For tests and migrations only.
+    pub attested_deposits: bool,
 }
 
 impl Default for AnchorConfig {
@@ -220,6 +228,9 @@ impl Default for AnchorConfig {
             genesis: None,
             poll_ms: 10_000,
             retry_max_ms: 60_000,
+            deposit_confirmations: 6,
+            withdrawal_fee_rate: 10,
+            attested_deposits: false,
         }
     }
 }
@@ -246,6 +257,9 @@ impl std::fmt::Debug for AnchorConfig {
             .field("genesis", &self.genesis)
             .field("poll_ms", &self.poll_ms)
             .field("retry_max_ms", &self.retry_max_ms)
+            .field("deposit_confirmations", &self.deposit_confirmations)
+            .field("withdrawal_fee_rate", &self.withdrawal_fee_rate)
+            .field("attested_deposits", &self.attested_deposits)
             .finish()
     }
 }

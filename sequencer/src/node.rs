@@ -206,6 +206,10 @@ pub struct Metrics {
     pub anchor_reorgs: AtomicU64,
     /// Anchoring passes that failed (Bitcoin Core unreachable, refusals).
     pub anchor_errors: AtomicU64,
+    /// Peg-in outputs credited by the bridge watcher.
+    pub bridge_credited: AtomicU64,
+    /// Credited peg-ins a reorg took out of the best chain.
+    pub bridge_reorged_after_credit: AtomicU64,
 }
 
 impl Metrics {
@@ -680,7 +684,8 @@ impl Node {
         self.shared.lock()
     }
 
-    fn store(&self) -> &Store {
+    /// The node's store (the bridge's records live next to the chain's).
+    pub(crate) fn store(&self) -> &Store {
         &self.shared.store
     }
 

@@ -28,7 +28,8 @@ use veil_circuits::Fr;
 
 use crate::node::{public_transfer_id, Node, NodeError};
 use crate::store::{
-    AnchorRecord, AnchorStatus, AnchorVersion, BatchRecord, NoteEntry, Store, StoreError, DB_FILE,
+    AnchorRecord, AnchorStatus, AnchorVersion, BatchRecord, NoteEntry, Store, StoreError,
+    SweptOutput, DB_FILE,
 };
 
 /// Why a data directory could not be restored.
@@ -227,6 +228,22 @@ fn anchor_record(
         count: anchor.batches.len() as u64,
         prev_value_sat: prev_output.value.to_sat(),
         prev_script: prev_output.script_pubkey.to_bytes(),
+        sweeps: package
+            .commit
+            .input
+            .iter()
+            .skip(1)
+            .zip(&package.swept)
+            .map(|(input, out)| SweptOutput {
+                txid: input.previous_output.txid.to_byte_array(),
+                vout: input.previous_output.vout,
+                value: out.as_ref().map_or(0, |o| o.value.to_sat()),
+                script: out
+                    .as_ref()
+                    .map_or_else(Vec::new, |o| o.script_pubkey.to_bytes()),
+                owner: None,
+            })
+            .collect(),
         prelude: std::iter::once(&package.commit)
             .chain(&package.reveals)
             .map(serialize)

@@ -12,6 +12,7 @@
 //! next step once histories get long. Batches restored from Bitcoin ([`restored`]) are stored
 //! proven, without transfer records.
 
+pub mod bridge;
 mod restored;
 
 use std::path::Path;
@@ -47,9 +48,10 @@ const META_FORMAT: &str = "format";
 
 /// The record format this build reads and writes (2: a transfer's public data carries its
 /// `ciphertext_hash`; 3: compact note ciphertexts, a published note carries its `rho`, and an
-/// anchor record covers a range of batches and keeps the transactions that carry their data).
+/// anchor record covers a range of batches and keeps the transactions that carry their data;
+/// 4: an anchor record keeps the peg-in outputs its commit sweeps, and the bridge's tables).
 /// A store of another format is refused at open, never misread.
-pub const STORE_FORMAT: u32 = 3;
+pub const STORE_FORMAT: u32 = 4;
 const META_NEXT_SEQ: &str = "next_seq";
 const META_BATCH_HEIGHT: &str = "batch_height";
 const META_PROVEN_HEIGHT: &str = "proven_height";
@@ -307,6 +309,9 @@ pub struct AnchorRecord {
     pub prev_value_sat: u64,
     /// Script of that output.
     pub prev_script: Vec<u8>,
+    /// The peg-in outputs the commit sweeps after it, in input order (the bridge's deposits
+    /// credited in the range).
+    pub sweeps: Vec<SweptOutput>,
     /// The commit transaction and the reveals before the anchor, consensus-encoded, in
     /// broadcast order. A fee bump re-signs only the anchor transaction, so every version shares
     /// them.
@@ -328,7 +333,27 @@ pub struct AnchorRecord {
     pub broadcast_height: Option<u64>,
 }
 
+/// A peg-in output an anchor's commit sweeps into the reserve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweptOutput {
+    /// Its transaction (internal byte order).
+    pub txid: [u8; 32],
+    /// Its index.
+    pub vout: u32,
+    /// Its value in sat.
+    pub value: u64,
+    /// Its script.
+    pub script: Vec<u8>,
+    /// The Veil address its key commits to (unknown for anchors restored from Bitcoin).
+    pub owner: Option<bridge::WatchedAddress>,
+}
+
 impl AnchorRecord {
+    /// Sum of the swept outputs' values.
+    pub fn swept_sat(&self) -> u64 {
+        self.sweeps.iter().map(|s| s.value).sum()
+    }
+
     /// The version confirmed, else the latest.
     pub fn current(&self) -> &AnchorVersion {
         let i = self.confirmed.unwrap_or(self.versions.len() - 1);
@@ -459,6 +484,10 @@ impl Store {
             txn.open_table(NOTES)?;
             txn.open_table(ANCHORS)?;
             txn.open_table(restored::RESTORED)?;
+            txn.open_table(bridge::WATCHED)?;
+            txn.open_table(bridge::DEPOSITS)?;
+            txn.open_table(bridge::DEPOSIT_REFS)?;
+            txn.open_table(bridge::WITHDRAWAL_SCRIPTS)?;
             let mut meta = txn.open_table(META)?;
             let stored = meta
                 .get(META_SHAPE)?
@@ -996,6 +1025,7 @@ mod tests {
             count,
             prev_value_sat: 1000,
             prev_script: vec![0x51],
+            sweeps: vec![],
             prelude: vec![vec![txid, 7]],
             versions: vec![AnchorVersion {
                 txid: [txid; 32],

@@ -3,4 +3,7 @@
 //! `tests/fuzz_decoders.rs` (proptest byte mutation, in CI) and by the `cargo fuzz` targets in
 //! the top-level `fuzz/` directory.
 
+// warp's filter types for the whole API nest deeper than the default limit.
+#![recursion_limit = "256"]
+
 pub mod fuzz;

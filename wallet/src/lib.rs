@@ -15,6 +15,5 @@ pub mod wallet;
 pub use client::{ClientError, NodeClient};
 pub use keyfile::{KeyFile, KeyFileError};
 pub use state::WalletState;
-pub use wallet::{
-    build_deposit, build_deposit_idempotent, Balance, SyncReport, Wallet, WalletError,
-};
+pub use veil_bitcoin::bridge::deposit::{build_deposit, build_deposit_idempotent, DepositError};
+pub use wallet::{Balance, SyncReport, Wallet, WalletError};

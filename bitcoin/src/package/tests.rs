@@ -356,6 +356,7 @@ fn chunks_split_at_the_standard_limit() {
         OutPoint::null(),
         &p.payload,
         k.script_pubkey(KeyKind::P2tr),
+        &[],
     );
     over.output[1].value = Amount::from_sat(1_000);
     assert!(over.weight() > MAX_STANDARD_TX_WEIGHT);
@@ -681,3 +682,110 @@ fn relay_policy_catches_each_rule() {
 }
 
 mod reading;
+
+#[test]
+fn bridge_package_sweeps_deposits_and_pays_withdrawals() {
+    use crate::bridge::deposit_script_pubkey;
+    use crate::bridge::flows::{BridgeFlows, Sweep};
+    use veil_circuits::keys::PaymentAddress;
+
+    let k = key(21);
+    let owner = PaymentAddress {
+        addr: Fr::from(1234u64),
+        pk_enc: [9; 32],
+    };
+    let deposit = |vout: u32, sat: u64| Sweep {
+        prev: PrevOut {
+            outpoint: OutPoint::new(Txid::from_byte_array([8u8; 32]), vout),
+            txout: TxOut {
+                value: Amount::from_sat(sat),
+                script_pubkey: deposit_script_pubkey(k.secp(), &k.internal_key(), &owner).unwrap(),
+            },
+        },
+        owner,
+    };
+    let flows = BridgeFlows {
+        sweeps: vec![deposit(0, 70_000), deposit(3, 30_000)],
+        payouts: vec![TxOut {
+            value: Amount::from_sat(45_000),
+            script_pubkey: ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([5; 20])),
+        }],
+    };
+    let data = random(2_000, 21);
+    let prev = genesis(&k, KeyKind::P2tr, 20_000);
+    let p = build_bridge_package(
+        &k,
+        &prev,
+        &payload_for(&data, 0, 1),
+        &data,
+        KeyKind::P2tr,
+        rate(2),
+        &flows,
+    )
+    .unwrap();
+    // Every input signs: the previous change and each deposit under its tweaked key.
+    let spent: Vec<TxOut> = std::iter::once(prev.txout.clone())
+        .chain(flows.sweeps.iter().map(|s| s.prev.txout.clone()))
+        .collect();
+    for i in 0..spent.len() {
+        verify_input(&p.commit, i, &spent).unwrap_or_else(|e| panic!("commit input {i}: {e}"));
+    }
+    verify_input(&p.anchor, 0, &[p.commit.output[0].clone()]).unwrap();
+    // Value is conserved: in = change + payouts + fees.
+    let change = p.anchor.output[CHANGE_VOUT as usize].value;
+    assert_eq!(
+        prev.txout.value + flows.swept(),
+        change + flows.paid() + p.total_fee()
+    );
+    assert_eq!(
+        change.to_sat(),
+        20_000 + 100_000 - 45_000 - p.total_fee().to_sat()
+    );
+    // Read back from the transactions alone, and re-built for a bump.
+    let read = read_package(&p.commit, &p.reveals, &p.anchor).unwrap();
+    assert_eq!(read.swept, flows.swept_outpoints());
+    assert_eq!(read.payouts, flows.payouts);
+    let again = AnchorPackage::from_transactions(
+        &k,
+        prev.clone(),
+        flows.sweeps.clone(),
+        p.commit.clone(),
+        p.reveals.clone(),
+        p.anchor.clone(),
+        rate(2),
+    )
+    .unwrap();
+    assert_eq!(again, p);
+    assert_eq!(
+        AnchorPackage::from_transactions(
+            &k,
+            prev.clone(),
+            flows.sweeps[..1].to_vec(),
+            p.commit.clone(),
+            p.reveals.clone(),
+            p.anchor.clone(),
+            rate(2),
+        )
+        .unwrap_err(),
+        PackageError::SweepMismatch
+    );
+    let bumped = p.bump_anchor(&k, rate(4), BumpScope::Anchor).unwrap();
+    assert_eq!(bumped.anchor.output[2..], p.anchor.output[2..]);
+    verify_input(&bumped.anchor, 0, &[bumped.commit.output[0].clone()]).unwrap();
+    // Payouts the reserve cannot cover are refused.
+    let short = genesis(&k, KeyKind::P2tr, 1_000);
+    let mut greedy = flows.clone();
+    greedy.payouts[0].value = Amount::from_sat(200_000);
+    assert!(matches!(
+        build_bridge_package(
+            &k,
+            &short,
+            &payload_for(&data, 0, 1),
+            &data,
+            KeyKind::P2tr,
+            rate(2),
+            &greedy
+        ),
+        Err(PackageError::Tx(AnchorTxError::DustChange { .. }))
+    ));
+}

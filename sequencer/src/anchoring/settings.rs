@@ -35,6 +35,12 @@ pub struct AnchorSettings {
     pub poll: Duration,
     /// Longest retry backoff.
     pub retry_max: Duration,
+    /// Confirmations before a peg-in is credited.
+    pub deposit_confirmations: u64,
+    /// The rate a withdrawal's transfer fee must cover for its output.
+    pub withdrawal_fee_rate: FeeRate,
+    /// Operator-attested deposits are accepted too.
+    pub attested_deposits: bool,
 }
 
 /// `regtest`, `signet`, `testnet`, `testnet4`, `mainnet` (or `bitcoin`).
@@ -113,6 +119,9 @@ pub fn load_settings(
             genesis,
             poll: Duration::from_millis(config.poll_ms.max(10)),
             retry_max: Duration::from_millis(config.retry_max_ms.max(10)),
+            deposit_confirmations: config.deposit_confirmations.max(1),
+            withdrawal_fee_rate: sat_vb(config.withdrawal_fee_rate, "withdrawal_fee_rate")?,
+            attested_deposits: config.attested_deposits,
         },
     ))
 }

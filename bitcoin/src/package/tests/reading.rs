@@ -32,6 +32,7 @@ fn forged(
         OutPoint::new(txid, (n - 1) as u32),
         &payload_for(&[], 1, 1),
         ScriptBuf::new(),
+        &[],
     );
     anchor.output[0].script_pubkey = payload;
     (commit, reveals, anchor)
@@ -165,10 +166,16 @@ fn reader_refuses_what_is_not_one_package() {
         read_package(&c, &r, &a).unwrap_err(),
         PackageError::Payload(PayloadError::Version { found: 1 })
     );
+    // Outputs after the change are the withdrawals paid; an anchor needs its change.
     let (c, r, mut a) = forged(&[(k.internal_key(), vec![3; 10])], v2);
     a.output.push(a.output[1].clone());
     assert_eq!(
+        read_package(&c, &r, &a).unwrap().payouts,
+        vec![a.output[1].clone()]
+    );
+    a.output.truncate(1);
+    assert_eq!(
         read_package(&c, &r, &a).unwrap_err(),
-        PackageError::AnchorOutputs { found: 3 }
+        PackageError::AnchorOutputs { found: 1 }
     );
 }
