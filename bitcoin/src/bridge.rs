@@ -112,7 +112,21 @@ impl OperatorKey {
             .map_err(|_| BridgeKeyError::Tweak)?;
         Ok(keypair.tap_tweak(self.secp(), None))
     }
+
+    /// The secret a node derives its deposit transfers' randomness from
+    /// ([`deposit::build_deposit_idempotent`]): SHA-256 of a domain tag and the operator's
+    /// secret key, so a node rebuilding a deposit after a crash gets the very same transfer and
+    /// nobody else can recompute its note openings.
+    pub fn deposit_secret(&self) -> [u8; 32] {
+        use bitcoin::hashes::sha256;
+        let mut engine = sha256::Hash::engine();
+        engine.input(DEPOSIT_SECRET_TAG);
+        engine.input(&self.keypair().secret_bytes());
+        sha256::Hash::from_engine(engine).to_byte_array()
+    }
 }
+
+const DEPOSIT_SECRET_TAG: &[u8] = b"veil/deposit-secret-v1";
 
 #[cfg(test)]
 mod tests {

@@ -67,6 +67,10 @@ pub struct Args {
     /// envelope, rebuild the state and verify every proof, without a node (--node is ignored).
     #[arg(long, requires = "genesis")]
     from_bitcoin: bool,
+    /// With --from-bitcoin: accept deposits that name no swept peg-in output (the operator's
+    /// word, as a node without the bridge credits them); they are counted, not reported.
+    #[arg(long, requires = "from_bitcoin")]
+    allow_attested: bool,
 }
 
 /// What one batch's checks derived (for its anchor's checks).
@@ -114,6 +118,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             genesis,
             &args.vk,
             args.min_confirmations,
+            args.allow_attested,
             args.json,
         );
     }

@@ -2,8 +2,10 @@
 //! genesis outpoint and the verifying key (issue 14): follows the chain of anchors from the
 //! genesis outpoint, reads every envelope, rebuilds both trees from genesis, recomputes every
 //! batch's public inputs, checks each anchor's range commitment and state root, and verifies
-//! the proofs with one multi-pairing per anchor (`veil_bitcoin::chain`). Exit 0 when everything
-//! holds, 1 with one `batch N: ...` line per problem, 2 when it cannot run.
+//! the proofs with one multi-pairing per anchor (`veil_bitcoin::chain`), and audits the bridge's
+//! reserves (`veil_bitcoin::bridge::audit`: every deposit swept once at its amount, every
+//! withdrawal paid exactly, reserves >= supply). Exit 0 when everything holds, 1 with one
+//! `batch N: ...` line per problem, 2 when it cannot run.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use bitcoin::OutPoint;
 use serde_json::json;
+use veil_bitcoin::bridge::audit::audit_reserves;
 use veil_bitcoin::chain::{replay, walk_anchor_chain, ChainWalk, Problem, Replay};
 use veil_bitcoin::BitcoinRpc;
 use veil_circuits::batch::BatchShape;
@@ -108,6 +111,7 @@ pub fn run(
     genesis: OutPoint,
     vk: &Path,
     min_confirmations: u64,
+    allow_attested: bool,
     json_out: bool,
 ) -> Result<ExitCode> {
     let started = std::time::Instant::now();
@@ -130,6 +134,8 @@ pub fn run(
             });
         }
     }
+    let audit = audit_reserves(&walk, &replay, allow_attested);
+    problems.extend(audit.problems.iter().cloned());
     problems.sort_by_key(|p| p.batch);
     let batches = replay.rebuilder.next_batch();
     let transfers: usize = replay
@@ -154,6 +160,17 @@ pub fn run(
                 "last_anchor": last.map(|a| a.txid.to_string()),
                 "bitcoin_height": walk.tip_height,
                 "vk_sha256": vk_sha256,
+                "bridge": {
+                    "reserves_sat": audit.reserves_sat,
+                    "supply_sat": i64::try_from(audit.supply_sat()).ok(),
+                    "surplus_sat": i64::try_from(audit.surplus_sat()).ok(),
+                    "deposits_sat": audit.deposits_sat,
+                    "withdrawals_sat": audit.withdrawals_sat,
+                    "l2_fees_sat": audit.l2_fees_sat,
+                    "peg_ins": audit.peg_ins,
+                    "peg_outs": audit.peg_outs,
+                    "attested_deposits": audit.attested,
+                },
                 "seconds": started.elapsed().as_secs_f64(),
                 "problems": problems
                     .iter()
@@ -176,6 +193,21 @@ pub fn run(
         for p in &problems {
             println!("batch {}: {}", p.batch, p.message);
         }
+    }
+    if ok && !json_out {
+        println!(
+            "bridge: reserves {} sat, shielded supply {} sat, surplus (operator float) {} sat; {} peg-ins, {} peg-outs{}",
+            audit.reserves_sat,
+            audit.supply_sat(),
+            audit.surplus_sat(),
+            audit.peg_ins,
+            audit.peg_outs,
+            if audit.attested > 0 {
+                format!(", {} attested deposits", audit.attested)
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(if ok {
         ExitCode::SUCCESS

@@ -88,14 +88,16 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         fee: u64,
     },
-    /// This wallet's Bitcoin peg-in address (a P2TR output committing to its payment address,
-    /// derived here from the node's bridge key). Deposits to it are not yet credited by the
-    /// node itself (issue 15): until then `veil deposit` (operator) credits deposits.
+    /// This wallet's Bitcoin peg-in address: a P2TR output committing to its payment address,
+    /// derived here from the node's bridge key (and checked against the address the node says
+    /// it follows). BTC sent to it is credited to this wallet after the node's
+    /// `deposit_confirmations` blocks (docs/bridge.md).
     DepositAddress,
-    /// A transfer's status at the node.
+    /// A transfer's status at the node (anchored: the Bitcoin transaction that anchored it and,
+    /// for a withdrawal, paid it); without an id, this wallet's peg-ins and their confirmations.
     Status {
         /// Transfer id.
-        id: String,
+        id: Option<String>,
     },
 }
 
@@ -225,15 +227,39 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 println!("{address}");
             }
         }
-        Command::Status { id } => {
+        Command::Status { id: Some(id) } => {
             let s = w.status(&id)?;
             if args.json {
                 println!("{}", serde_json::to_string(&s)?);
             } else {
-                match (&s.batch, &s.reason) {
-                    (_, Some(r)) => println!("{}: {} ({r})", s.id, s.status),
-                    (Some(n), _) => println!("{}: {} in batch {n}", s.id, s.status),
+                match (&s.batch, &s.reason, &s.txid) {
+                    (_, Some(r), _) => println!("{}: {} ({r})", s.id, s.status),
+                    (Some(n), _, Some(txid)) => {
+                        println!("{}: {} in batch {n}, bitcoin tx {txid}", s.id, s.status)
+                    }
+                    (Some(n), _, None) => println!("{}: {} in batch {n}", s.id, s.status),
                     _ => println!("{}: {}", s.id, s.status),
+                }
+            }
+        }
+        Command::Status { id: None } => {
+            let peg_ins = w.peg_ins()?;
+            if args.json {
+                println!("{}", json!({ "deposits": peg_ins }));
+            } else if peg_ins.is_empty() {
+                println!("no deposits seen to this wallet's deposit address");
+            } else {
+                for d in peg_ins {
+                    let state = match d.status.as_str() {
+                        "seen" => format!(
+                            "{}/{} confirmations, credited after {}",
+                            d.confirmations.min(d.required),
+                            d.required,
+                            d.required.saturating_sub(d.confirmations)
+                        ),
+                        other => other.replace('_', " "),
+                    };
+                    println!("deposit {} of {} sat: {state}", d.outpoint, d.value);
                 }
             }
         }

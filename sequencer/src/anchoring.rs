@@ -39,7 +39,9 @@
 //!    new rate for both (child pays for parent). The replacement is persisted before it is
 //!    broadcast, and every version is looked for on Bitcoin, so whichever one confirms is the
 //!    one the chain continues from;
-//! 5. anchors every batch proven since the previous anchor once that anchor is in the best
+//! 5. follows the bridge's peg-in outputs and credits those with their confirmations
+//!    ([`peg_in`]);
+//! 6. anchors every batch proven since the previous anchor once that anchor is in the best
 //!    chain: the new package's commit spends the previous anchor's change (the first: the
 //!    configured genesis outpoint); the package is persisted in redb as `signed` BEFORE it is
 //!    broadcast, each transaction passes `testmempoolaccept`, then is sent, commit first. A node
@@ -58,7 +60,9 @@
 //! new anchor is persisted and before it is broadcast (`abort-after-bump-persist`: the same after
 //! persisting a fee bump).
 
+mod figures;
 mod flows;
+mod peg_in;
 pub mod reorg;
 mod settings;
 
@@ -89,6 +93,7 @@ use veil_verifier::da::AnchorData;
 use crate::config::AnchorConfig;
 use crate::node::{txid_hex, Node, NodeError};
 use crate::store::{AnchorRecord, AnchorStatus, AnchorVersion};
+pub use figures::BridgeFigures;
 use reorg::ReorgLog;
 pub use settings::{load_settings, parse_network, rpc_client, AnchorSettings};
 
@@ -188,6 +193,7 @@ pub struct Anchorer {
     txindex_checked: AtomicBool,
     state: Mutex<PassState>,
     failpoint: Option<String>,
+    sums: Mutex<std::collections::HashMap<(u64, u64), figures::RangeSums>>,
 }
 
 impl Anchorer {
@@ -329,6 +335,7 @@ impl Anchorer {
             txindex_checked: AtomicBool::new(false),
             state: Mutex::new(PassState::default()),
             failpoint,
+            sums: Mutex::default(),
         };
         let records = anchorer.node.anchors_from(0)?;
         anchorer.update_heights(&records);
@@ -341,6 +348,11 @@ impl Anchorer {
             "anchoring enabled"
         );
         Ok(anchorer)
+    }
+
+    /// The Bitcoin height the last pass saw.
+    pub fn bitcoin_height(&self) -> Option<u64> {
+        self.read_state(|s| s.bitcoin_height)
     }
 
     /// The settings.
@@ -500,7 +512,10 @@ impl Anchorer {
             self.maybe_bump(last, tip).await?;
         }
 
-        // 5. Anchor every batch proven since, once the previous anchor is in the best chain.
+        // 5. Follow the bridge's peg-ins, crediting those with their confirmations.
+        self.follow_peg_ins(tip).await?;
+
+        // 6. Anchor every batch proven since, once the previous anchor is in the best chain.
         let next = records.last().map_or(0, AnchorRecord::end);
         let proven = self.node.state_view().proven_height;
         let ready = match records.last() {

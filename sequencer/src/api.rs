@@ -21,6 +21,8 @@ use warp::{Buf, Filter, Rejection, Reply, Stream};
 use veil_circuits::field;
 use veil_circuits::Transfer;
 
+mod bridge;
+
 use crate::anchoring::anchor_json;
 use crate::node::{Node, Status, SubmitError};
 use crate::wire::{first_duplicate_key, parse_field, TransferRequest};
@@ -117,7 +119,17 @@ pub fn routes(
     let get_bridge = warp::path!("v1" / "bridge")
         .and(warp::get())
         .and(with_ctx.clone())
-        .map(|ctx: Arc<ApiContext>| json_response(StatusCode::OK, &bridge_json(&ctx)));
+        .then(bridge::get_bridge);
+    let post_watch = warp::path!("v1" / "bridge" / "watch")
+        .and(warp::post())
+        .and(body_bytes())
+        .and(with_ctx.clone())
+        .then(bridge::post_watch);
+    let get_deposits = warp::path!("v1" / "bridge" / "deposits")
+        .and(warp::get())
+        .and(warp::query::<bridge::DepositsQuery>())
+        .and(with_ctx.clone())
+        .then(bridge::get_deposits);
     let post_anchor = warp::path!("v1" / "anchor")
         .and(warp::post())
         .and(operator_auth(ctx.clone()))
@@ -134,6 +146,13 @@ pub fn routes(
         warp::reply::with_header(OPENAPI, "content-type", "application/json").into_response()
     });
 
+    // Boxed: warp's nested filter types would otherwise outgrow the compiler's recursion limit.
+    let bridge_routes = get_bridge
+        .or(post_watch)
+        .unify()
+        .or(get_deposits)
+        .unify()
+        .boxed();
     post_transfer
         .or(post_deposit)
         .unify()
@@ -149,7 +168,7 @@ pub fn routes(
         .unify()
         .or(get_batch)
         .unify()
-        .or(get_bridge)
+        .or(bridge_routes)
         .unify()
         .or(post_anchor)
         .unify()
@@ -159,7 +178,7 @@ pub fn routes(
         .unify()
         .or(openapi)
         .unify()
-        .or(wrong_methods())
+        .or(wrong_methods().boxed())
         .unify()
         .recover(recover)
         .unify()
@@ -252,6 +271,10 @@ fn wrong_methods(
         .unify()
         .or(warp::path!("v1" / "bridge").and(get()))
         .unify()
+        .or(warp::path!("v1" / "bridge" / "watch").and(post()))
+        .unify()
+        .or(warp::path!("v1" / "bridge" / "deposits").and(get()))
+        .unify()
         .or(warp::path!("v1" / "openapi.json").and(get()))
         .unify()
         .or(warp::path!("healthz").and(get()))
@@ -309,6 +332,11 @@ async fn submit(ctx: Arc<ApiContext>, body: Bytes, operator: bool) -> Response {
         ctx.node.metrics.record_rejection(code);
         error_response(status, code, message)
     };
+    if operator {
+        if let Some(refused) = bridge::attested_deposits_refused(&ctx) {
+            return refused;
+        }
+    }
     // Two steps so that syntax errors (`bad_json`) and well-formed JSON of the wrong shape
     // (`invalid_body`: wrong types, unknown or missing fields, wrong lengths) are told apart.
     let value: serde_json::Value = match serde_json::from_slice(&body) {
@@ -323,10 +351,15 @@ async fn submit(ctx: Arc<ApiContext>, body: Bytes, operator: bool) -> Response {
         Ok(r) => r,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()),
     };
-    let transfer = match Transfer::try_from(req) {
+    let transfer = match Transfer::try_from(&req) {
         Ok(t) => t,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
     };
+    if let Err((status, code, message)) =
+        bridge::admit_withdrawal(&ctx, &transfer, req.withdrawal_script.as_deref())
+    {
+        return refuse(status, code, message);
+    }
     match ctx.node.clone().submit_async(transfer, operator).await {
         Ok((id, _)) => json_response(
             StatusCode::ACCEPTED,
@@ -473,24 +506,6 @@ async fn get_nullifier(nf: String, ctx: Arc<ApiContext>) -> Response {
     json_response(StatusCode::OK, &json!({"spent": spent, "pending": pending}))
 }
 
-/// `GET /v1/bridge`: what a wallet needs to derive its peg-in address (docs/bridge.md), and how
-/// deposits are credited: only attested by the operator token for now (issue 15).
-fn bridge_json(ctx: &ApiContext) -> serde_json::Value {
-    match ctx.anchorer.as_deref() {
-        Some(a) => {
-            let (key, network) = a.bridge_key();
-            json!({
-                "bitcoin": true,
-                "network": network.to_string(),
-                "bridge_key": hex::encode(key.serialize()),
-                "deposit_tag": veil_bitcoin::bridge::DEPOSIT_TAG,
-                "deposits": "attested",
-            })
-        }
-        None => json!({"bitcoin": false, "deposits": "attested"}),
-    }
-}
-
 async fn get_batch(n: u64, ctx: Arc<ApiContext>) -> Response {
     let node = ctx.node.clone();
     match tokio::task::spawn_blocking(move || node.batch(n)).await {
@@ -617,6 +632,40 @@ fn metrics_response(node: &Node, anchorer: Option<&crate::anchoring::Anchorer>) 
         m.anchor_errors.load(Ordering::Relaxed).to_string(),
     );
     metric(
+        "veil_bridge_deposits_credited_total",
+        "counter",
+        "Peg-in outputs credited by this process.",
+        m.bridge_credited.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "veil_bridge_deposits_reorged_after_credit_total",
+        "counter",
+        "Credited peg-ins seen leaving the best chain (the reserve is short by them).",
+        m.bridge_reorged_after_credit
+            .load(Ordering::Relaxed)
+            .to_string(),
+    );
+    if let Some(f) = anchorer.and_then(|a| a.bridge_figures().ok()) {
+        metric(
+            "veil_bridge_reserves_sat",
+            "gauge",
+            "The bridge's reserve: the newest anchor's change output.",
+            f.reserves_sat.unwrap_or(0).to_string(),
+        );
+        metric(
+            "veil_bridge_supply_sat",
+            "gauge",
+            "Shielded supply of the anchored batches: deposits - withdrawals - L2 fees.",
+            f.supply_sat().to_string(),
+        );
+        metric(
+            "veil_bridge_surplus_sat",
+            "gauge",
+            "Reserves - supply: the operator's float (negative is a shortfall).",
+            f.surplus_sat().unwrap_or(0).to_string(),
+        );
+    }
+    metric(
         "veil_proving_seconds_total",
         "counter",
         "Seconds spent proving batches.",
@@ -730,7 +779,9 @@ pub const OPENAPI: &str = r##"{
           "signature": {"type": "string", "pattern": "^[0-9a-fA-F]{128}$"},
           "ciphertexts": {"type": "array", "minItems": 2, "maxItems": 2,
             "description": "epk || ciphertext per output, hex: both 89 bytes (no memo) or both 121 (memos); else 400 bad_ciphertext",
-            "items": {"type": "string", "pattern": "^(0x)?([0-9a-fA-F]{178}|[0-9a-fA-F]{242})$"}}}},
+            "items": {"type": "string", "pattern": "^(0x)?([0-9a-fA-F]{178}|[0-9a-fA-F]{242})$"}},
+          "withdrawal_script": {"type": "string", "pattern": "^(0x)?([0-9a-fA-F]{2})*$",
+            "description": "A withdrawal's scriptPubKey (hex), whose hash is dest; required for withdrawals on nodes with Bitcoin. 400 withdrawal_script_missing, invalid_withdrawal_script, withdrawal_dest_mismatch, withdrawal_script (non-standard), withdrawal_dust, withdrawal_fee (fee below the output's Bitcoin fee at the bridge's withdrawal rate)"}}},
       "PublishedNote": {"type": "object", "required": ["position", "commitment", "rho", "ciphertext"],
         "properties": {"position": {"$ref": "#/components/schemas/U64"},
           "commitment": {"$ref": "#/components/schemas/Field"},
@@ -765,10 +816,10 @@ pub const OPENAPI: &str = r##"{
     "/v1/transfers/{id}": {"get": {"summary": "Transfer status: pending, batched(n), proven(n), anchored(n, txid) or rejected(reason)",
       "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
       "responses": {"200": {"description": "status"}, "404": {"$ref": "#/components/responses/Error"}}}},
-    "/v1/deposits": {"post": {"summary": "Operator deposit (public_in > 0)", "security": [{"operator": []}],
+    "/v1/deposits": {"post": {"summary": "Operator-attested deposit (public_in > 0): nodes without Bitcoin, or with attested_deposits; 403 attested_deposits_disabled otherwise", "security": [{"operator": []}],
       "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TransferRequest"}}}},
       "responses": {"202": {"description": "accepted"}, "400": {"$ref": "#/components/responses/Error"},
-        "401": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}},
+        "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}}}},
     "/v1/state": {"get": {"summary": "State root, tree roots and counts, heights (batch, proven, anchored), mempool size, shape (batch_size, depth)",
       "responses": {"200": {"description": "state"}}}},
     "/v1/notes": {"get": {"summary": "Published notes for wallet scanning",
@@ -788,8 +839,15 @@ pub const OPENAPI: &str = r##"{
     "/v1/batches/{n}": {"get": {"summary": "A sealed batch: public data, public inputs, proof (hex or null), anchor (Anchor or null)",
       "parameters": [{"name": "n", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/U64"}}],
       "responses": {"200": {"description": "batch"}, "404": {"$ref": "#/components/responses/Error"}}}},
-    "/v1/bridge": {"get": {"summary": "The bridge: {bitcoin, network, bridge_key (x-only hex), deposit_tag, deposits}; bitcoin false without anchoring. Peg-in addresses are derived from bridge_key (docs/bridge.md); deposits are attested by the operator for now",
+    "/v1/bridge": {"get": {"summary": "The bridge (docs/bridge.md): {bitcoin, network, bridge_key (x-only hex), deposit_tag, deposits (attested | peg-in | peg-in+attested), deposit_confirmations, withdrawal_fee_rate_sat_vb, reserves_sat, supply_sat, surplus_sat, deposits_sat, withdrawals_sat, l2_fees_sat, swept_sat, paid_sat, peg_ins (by status)}; bitcoin false without anchoring",
       "responses": {"200": {"description": "bridge"}}}},
+    "/v1/bridge/watch": {"post": {"summary": "Follow a Veil address's peg-in output: body {address}; answers {deposit_address, new}",
+      "responses": {"200": {"description": "watched"}, "400": {"$ref": "#/components/responses/Error"},
+        "404": {"$ref": "#/components/responses/Error"}, "503": {"$ref": "#/components/responses/Error"}}}},
+    "/v1/bridge/deposits": {"get": {"summary": "A Veil address's peg-ins: ?address=; {deposits: [{outpoint, value, confirmations, required, status, transfer_id}]}",
+      "parameters": [{"name": "address", "in": "query", "required": true, "schema": {"type": "string"}}],
+      "responses": {"200": {"description": "deposits"}, "400": {"$ref": "#/components/responses/Error"},
+        "404": {"$ref": "#/components/responses/Error"}}}},
     "/v1/anchor": {"post": {"summary": "Operator: run an anchoring pass now; reports heights, the last error, the reorgs seen (count, deep count, last: batches, depth, fork height) and every anchor",
       "security": [{"operator": []}],
       "responses": {"202": {"description": "pass requested; current anchoring status"},
@@ -819,13 +877,15 @@ mod tests {
             "/v1/batches/{n}",
             "/v1/anchor",
             "/v1/bridge",
+            "/v1/bridge/watch",
+            "/v1/bridge/deposits",
             "/v1/openapi.json",
             "/healthz",
             "/metrics",
         ] {
             assert!(paths.contains_key(p), "{p} missing");
         }
-        assert_eq!(paths.len(), 13);
+        assert_eq!(paths.len(), 15);
         // Wallets scan notes with the rho of each (not in the ciphertext).
         let note = &doc["components"]["schemas"]["PublishedNote"];
         assert!(note["required"].as_array().unwrap().contains(&json!("rho")));

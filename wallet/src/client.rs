@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ark_bn254::Fr;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use veil_circuits::batch::BatchPublicInputs;
 use veil_circuits::field;
 use veil_circuits::transfer::TransferPublic;
@@ -157,6 +157,9 @@ pub struct TransferStatus {
     /// Why it was rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Once anchored: the Bitcoin anchor transaction (for a withdrawal, the one that paid it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txid: Option<String>,
 }
 
 /// `GET /v1/state` (the fields the wallet reads).
@@ -194,8 +197,42 @@ pub struct BridgeInfo {
     pub network: Option<String>,
     /// The bridge's x-only key, hex.
     pub bridge_key: Option<String>,
-    /// How deposits are credited (`attested`: by the operator).
+    /// How deposits are credited (`attested`: by the operator; `peg-in`: from Bitcoin).
     pub deposits: String,
+    /// Confirmations before a peg-in is credited.
+    #[serde(default)]
+    pub deposit_confirmations: Option<u64>,
+}
+
+/// `POST /v1/bridge/watch`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WatchReply {
+    /// The deposit address the node follows.
+    pub deposit_address: String,
+    /// Whether it was new to the node.
+    pub new: bool,
+}
+
+/// A peg-in as `GET /v1/bridge/deposits` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PegIn {
+    /// `txid:vout`.
+    pub outpoint: String,
+    /// Sat.
+    pub value: u64,
+    /// Confirmations so far.
+    pub confirmations: u64,
+    /// Confirmations needed.
+    pub required: u64,
+    /// `seen`, `crediting`, `credited` or `reorged_after_credit`.
+    pub status: String,
+    /// Its deposit transfer, once built.
+    pub transfer_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PegIns {
+    deposits: Vec<PegIn>,
 }
 
 /// `GET /v1/batches/{n}` (the fields a verifier needs).
@@ -344,7 +381,7 @@ impl NodeClient {
     fn post<T: DeserializeOwned>(
         &self,
         path: &str,
-        body: &TransferRequest,
+        body: &impl serde::Serialize,
         token: Option<&str>,
     ) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
@@ -427,6 +464,22 @@ impl NodeClient {
     /// `GET /v1/bridge`.
     pub fn bridge(&self) -> Result<BridgeInfo, ClientError> {
         self.get("/v1/bridge")
+    }
+
+    /// `POST /v1/bridge/watch`: asks the node to follow `address`'s peg-in output.
+    pub fn watch(&self, address: &str) -> Result<WatchReply, ClientError> {
+        self.post(
+            "/v1/bridge/watch",
+            &serde_json::json!({"address": address}),
+            None,
+        )
+    }
+
+    /// `GET /v1/bridge/deposits?address=`.
+    pub fn peg_ins(&self, address: &str) -> Result<Vec<PegIn>, ClientError> {
+        Ok(self
+            .get::<PegIns>(&format!("/v1/bridge/deposits?address={address}"))?
+            .deposits)
     }
 
     /// `GET /v1/batches/{n}`.

@@ -32,6 +32,17 @@ pub const SCAN_PAGE: usize = 500;
 pub const UNKNOWN_SPENDER: &str = "unknown";
 
 /// Wallet errors.
+/// Where a spend's value goes.
+enum Spend {
+    /// To a Veil payment address.
+    Send(PaymentAddress),
+    /// Out to Bitcoin: `dest` is the hash of `script`.
+    Withdraw {
+        dest: Fr,
+        script: bitcoin::ScriptBuf,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
     /// No wallet in the directory.
@@ -230,7 +241,22 @@ impl Wallet {
         let address =
             veil_bitcoin::bridge::deposit_address(&bridge, &self.keys.payment_address(), want)
                 .map_err(|e| WalletError::BridgeKey(e.to_string()))?;
+        // A node crediting peg-ins follows the address from now on; it must be this very one.
+        if info.deposits.contains("peg-in") {
+            let watched = self.client.watch(&self.address())?;
+            if watched.deposit_address != address.to_string() {
+                return Err(WalletError::BridgeKey(format!(
+                    "the node follows {} instead of {address}",
+                    watched.deposit_address
+                )));
+            }
+        }
         Ok((address.to_string(), key))
+    }
+
+    /// This wallet's peg-ins as the node follows them (with their confirmations).
+    pub fn peg_ins(&self) -> Result<Vec<crate::client::PegIn>, WalletError> {
+        Ok(self.client.peg_ins(&self.address())?)
     }
 
     /// The network.
@@ -422,8 +448,7 @@ impl Wallet {
             to,
             amount,
             fee,
-            Some(recipient),
-            Fr::from(0u64),
+            Spend::Send(recipient),
             rng,
         )
     }
@@ -438,20 +463,29 @@ impl Wallet {
     ) -> Result<SubmittedTransfer, WalletError> {
         let script = btc::parse_address(to, self.network())?;
         let dest = btc::withdrawal_dest(&script);
-        self.spend(TransferKind::Withdraw, to, amount, fee, None, dest, rng)
+        self.spend(
+            TransferKind::Withdraw,
+            to,
+            amount,
+            fee,
+            Spend::Withdraw { dest, script },
+            rng,
+        )
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn spend<R: RngCore + CryptoRng>(
         &mut self,
         kind: TransferKind,
         to: &str,
         amount: u64,
         fee: u64,
-        recipient: Option<PaymentAddress>,
-        dest: Fr,
+        spend: Spend,
         rng: &mut R,
     ) -> Result<SubmittedTransfer, WalletError> {
+        let (recipient, dest, script) = match spend {
+            Spend::Send(to) => (Some(to), Fr::from(0u64), None),
+            Spend::Withdraw { dest, script } => (None, dest, Some(script)),
+        };
         if amount == 0 {
             return Err(WalletError::ZeroAmount);
         }
@@ -513,7 +547,9 @@ impl Wallet {
             rng,
         );
         let local = transfer_id(&transfer);
-        let id = self.client.submit(&TransferRequest::from(&transfer))?;
+        let mut req = TransferRequest::from(&transfer);
+        req.withdrawal_script = script.map(|s| hex::encode(s.as_bytes()));
+        let id = self.client.submit(&req)?;
         if id != local {
             return Err(WalletError::IdMismatch { local, node: id });
         }
@@ -853,6 +889,7 @@ mod tests {
             status: "batched".into(),
             batch: Some(4),
             reason: None,
+            txid: None,
         });
         assert_eq!(w.balance().outgoing, 700);
         assert_eq!(w.state.transfers[0].batch, Some(4));
@@ -862,6 +899,7 @@ mod tests {
             status: "rejected".into(),
             batch: None,
             reason: Some("already_spent".into()),
+            txid: None,
         });
         assert_eq!(
             w.balance(),

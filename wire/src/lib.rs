@@ -75,6 +75,10 @@ pub struct TransferRequest {
     /// `epk || ciphertext` per output, hex: both `NOTE_CIPHERTEXT_LEN_COMPACT` (89) bytes, or both
     /// `NOTE_CIPHERTEXT_LEN_MEMO` (121).
     pub ciphertexts: [String; 2],
+    /// A withdrawal's scriptPubKey, hex: `dest` is its hash, and a node on Bitcoin needs it to
+    /// pay the withdrawal in the anchor (docs/bridge.md). Absent for other transfers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawal_script: Option<String>,
 }
 
 /// An affine Baby Jubjub point.
@@ -452,6 +456,7 @@ impl From<&Transfer> for TransferRequest {
                 hex::encode(&t.ciphertexts[0]),
                 hex::encode(&t.ciphertexts[1]),
             ],
+            withdrawal_script: None,
         }
     }
 }

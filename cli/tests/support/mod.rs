@@ -168,14 +168,20 @@ impl Chain {
             .unwrap_or_else(|| panic!("{txid} unknown to bitcoind"))
     }
 
-    /// The node's TOML config (anchoring on, polling fast).
+    /// The node's TOML config (anchoring on, polling fast; the operator's attested deposits
+    /// on unless `extra` sets `attested_deposits`).
     pub fn config(&self, data: &Path, port: u16, extra: &str) -> PathBuf {
         let path = data.with_extension("toml");
+        let attested = if extra.contains("attested_deposits") {
+            ""
+        } else {
+            "attested_deposits = true\n"
+        };
         let toml = format!(
             "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nbatch_size = 2\ndepth = 8\n\
              keys_dir = {keys:?}\nmax_wait_ms = 100\noperator_token = \"{TOKEN}\"\n\n\
              [anchor]\nrpc_url = \"{url}\"\nrpc_user = \"{RPC_USER}\"\nrpc_password = \"{RPC_PASSWORD}\"\n\
-             network = \"regtest\"\nkey_file = {key:?}\npoll_ms = 150\nretry_max_ms = 1000\n{extra}",
+             network = \"regtest\"\nkey_file = {key:?}\npoll_ms = 150\nretry_max_ms = 1000\n{attested}{extra}",
             keys = keys_dir(),
             url = self.btc.url,
             key = self.key_file,
@@ -206,10 +212,17 @@ impl Chain {
         veil(&args)
     }
 
-    /// `veil verify-chain --from-bitcoin` of this chain: its exit code and its output (stdout,
-    /// then stderr).
+    /// `veil verify-chain --from-bitcoin --allow-attested` of this chain (its deposits are the
+    /// operator's word): its exit code and its output (stdout, then stderr).
     pub fn verify_from_bitcoin(&self) -> (Option<i32>, String) {
-        let out = self.veil_from_bitcoin(&["verify-chain", "--from-bitcoin"]);
+        self.verify_from_bitcoin_with(&["--allow-attested"])
+    }
+
+    /// `veil verify-chain --from-bitcoin` with `extra` arguments.
+    pub fn verify_from_bitcoin_with(&self, extra: &[&str]) -> (Option<i32>, String) {
+        let mut args = vec!["verify-chain", "--from-bitcoin"];
+        args.extend_from_slice(extra);
+        let out = self.veil_from_bitcoin(&args);
         (
             out.status.code(),
             format!("{}{}", text(&out.stdout), text(&out.stderr)),
