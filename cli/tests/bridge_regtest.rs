@@ -1,6 +1,6 @@
 //! The bridge end to end (issue 15, `docs/bridge.md`): a real regtest Bitcoin Core, the real
 //! `veil node` crediting peg-ins itself (attested deposits off) and the real `veil` wallets. The
-//! Bitcoin user's wallet is the test's own key ([`BtcUser`]: the prebuilt Bitcoin Core has no
+//! Bitcoin user's wallet is the test's own key (`BtcUser`: the prebuilt Bitcoin Core has no
 //! wallet), spending its coinbase with a BIP 341 key-path signature.
 //!
 //! The Bitcoin user sends BTC to Alice's deposit address. The block holding it is
@@ -12,22 +12,18 @@
 //! that address,
 //! `veil wallet status` names the anchor that paid it, and `verify-chain --from-bitcoin`
 //! (without `--allow-attested`) exits 0 reporting reserves = supply + the operator's float,
-//! figures `GET /v1/bridge` shows too.
+//! figures `GET /v1/bridge` shows too. Finally a reorg takes out the deposit's block and every
+//! anchor after it: the credited deposit is reported (`reorged_after_credit`, a WARN line, a
+//! metric) and the withdrawal's payment is gone with its anchor; mined again, the same anchors
+//! pay the withdrawal exactly once and the audit is unchanged.
 //!
 //! Skipped, with a notice, only when no `bitcoind` is found (`VEIL_BITCOIND=/path/to/bitcoind`).
 
 mod support;
 
-use bitcoin::hashes::Hash;
-use bitcoin::key::{Keypair, TapTweak};
-use bitcoin::secp256k1::{Message, Secp256k1};
-use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
-use bitcoin::{
-    absolute, transaction, Address, Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction,
-    TxIn, TxOut, Txid, Witness,
-};
+use bitcoin::{Address, Network};
 use serde_json::{json, Value};
-use support::{free_port, text, veil, Chain, NodeProc, TOKEN};
+use support::{free_port, text, veil, BtcUser, Chain, NodeProc, TOKEN};
 use veil_bitcoin::{KeyKind, OperatorKey};
 
 /// Confirmations before a peg-in is credited.
@@ -60,80 +56,6 @@ fn rpc(chain: &Chain, method: &str, params: Vec<Value>) -> Value {
         .rt
         .block_on(chain.btc.rpc.call::<Value>(method, params))
         .unwrap_or_else(|e| panic!("{method}: {e}"))
-}
-
-/// A Bitcoin user's wallet: one P2TR key, funded by a mature coinbase.
-struct BtcUser {
-    keypair: Keypair,
-    address: Address,
-    coin: (OutPoint, TxOut),
-}
-
-impl BtcUser {
-    fn funded(chain: &Chain) -> BtcUser {
-        let secp = Secp256k1::new();
-        let keypair = Keypair::from_seckey_slice(&secp, &[0x33; 32]).unwrap();
-        let address = Address::p2tr(&secp, keypair.x_only_public_key().0, None, Network::Regtest);
-        let hashes = chain
-            .rt
-            .block_on(chain.btc.rpc.generate_to_address(101, &address))
-            .unwrap();
-        let block = chain
-            .rt
-            .block_on(chain.btc.rpc.get_block(&hashes[0]))
-            .unwrap();
-        let cb = &block.txdata[0];
-        let coin = (OutPoint::new(cb.compute_txid(), 0), cb.output[0].clone());
-        BtcUser {
-            keypair,
-            address,
-            coin,
-        }
-    }
-
-    /// Pays `amount` sat to `to` from the coinbase (change back, 2,000 sat fee); broadcasts.
-    fn pay(&self, chain: &Chain, to: &Address, amount: u64) -> Txid {
-        let secp = Secp256k1::new();
-        let (prev, prev_out) = &self.coin;
-        let change = prev_out.value - Amount::from_sat(amount + 2_000);
-        let mut tx = Transaction {
-            version: transaction::Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: *prev,
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::new(),
-            }],
-            output: vec![
-                TxOut {
-                    value: Amount::from_sat(amount),
-                    script_pubkey: to.script_pubkey(),
-                },
-                TxOut {
-                    value: change,
-                    script_pubkey: self.address.script_pubkey(),
-                },
-            ],
-        };
-        let sighash = SighashCache::new(&tx)
-            .taproot_key_spend_signature_hash(
-                0,
-                &Prevouts::All(std::slice::from_ref(prev_out)),
-                TapSighashType::Default,
-            )
-            .unwrap();
-        let tweaked = self.keypair.tap_tweak(&secp, None);
-        let sig = secp.sign_schnorr_no_aux_rand(
-            &Message::from_digest(sighash.to_byte_array()),
-            &tweaked.to_keypair(),
-        );
-        tx.input[0].witness.push(sig.as_ref());
-        chain
-            .rt
-            .block_on(chain.btc.rpc.send_raw_transaction(&tx))
-            .unwrap()
-    }
 }
 
 fn sat(btc: &Value) -> u64 {
@@ -169,7 +91,7 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
         return;
     };
     // The Bitcoin user, with a mature coin.
-    let user = BtcUser::funded(&chain);
+    let mut user = BtcUser::funded(&chain, 0x33);
 
     let data = chain.tmp.path().join("node");
     let port = free_port();
@@ -232,7 +154,7 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
         .unwrap()
         .to_owned();
     let peg_in: Address = peg_in.parse::<Address<_>>().unwrap().assume_checked();
-    let deposit_txid = user.pay(&chain, &peg_in, 100_000);
+    let deposit_txid = user.pay(&chain, &[(peg_in.script_pubkey(), 100_000)]);
     let first = chain.mine_only(&[deposit_txid]);
     let deposit_txid = deposit_txid.to_string();
     node.wait(
@@ -264,7 +186,8 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
         .contains("left the best chain before its confirmations"));
 
     // Mined again: credited after K blocks, by a node that aborts right after crediting.
-    chain.mine(K);
+    let first_credited_block = chain.mine_only(&[deposit_txid.parse().unwrap()]);
+    chain.mine(K - 1);
     let status = node.child.wait().unwrap();
     assert!(!status.success(), "the failpoint aborts the node");
     assert!(node.log().contains("peg-in credited"), "{}", node.log());
@@ -398,4 +321,61 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
         metrics.contains(&format!("veil_bridge_supply_sat {supply}")),
         "{metrics}"
     );
+
+    // A reorg takes out the deposit's block and every block after it: the credited deposit and
+    // every anchor, the one that paid the withdrawal too. While the new chain has none of them,
+    // the credit is reported, not silently kept, and the payment is gone with its anchor.
+    let paid = |chain: &Chain| {
+        let u = rpc(
+            chain,
+            "scantxoutset",
+            vec![json!("start"), json!([format!("addr({out_addr})")])],
+        );
+        (
+            sat(&u["total_amount"]),
+            u["unspents"].as_array().unwrap().len(),
+        )
+    };
+    chain.invalidate(&first_credited_block);
+    for _ in 0..3 {
+        chain.mine_only(&[]);
+    }
+    let tip = chain.tip();
+    node.wait_for_pass_at(tip);
+    node.wait(
+        "the reorged credit reported",
+        || {},
+        |_| peg_ins(alice)[0]["status"] == "reorged_after_credit",
+    );
+    assert!(node.log().contains("credited peg-in left the best chain"));
+    assert!(node
+        .metrics()
+        .contains("veil_bridge_deposits_reorged_after_credit_total 1"));
+    assert_eq!(paid(&chain), (0, 0));
+    // The Bitcoin user's wallet re-broadcasts its deposit (Bitcoin Core does not put back what
+    // `invalidateblock` disconnects); the node re-broadcasts its anchors.
+    user.rebroadcast(&chain);
+    // Mined again: the same deposit and the same anchors (same txids) confirm; the withdrawal
+    // is paid exactly once, and the audit is what it was.
+    node.wait(
+        "the withdrawal paid again",
+        || chain.mine(1),
+        |_| paid(&chain).0 > 0,
+    );
+    node.wait(
+        "every batch anchored again",
+        || chain.mine(1),
+        |n| n.anchored(proven - 1),
+    );
+    node.wait(
+        "the deposit credited again",
+        || {},
+        |_| peg_ins(alice)[0]["status"] == "credited",
+    );
+    assert_eq!(paid(&chain), (40_000, 1));
+    assert!(chain.tx(&paid_by).confirmations >= 1);
+    let (code, again) = chain.verify_from_bitcoin_with(&[]);
+    assert_eq!(code, Some(0), "{again}");
+    assert_eq!(again.lines().nth(1), out.lines().nth(1), "{again}");
+    assert_eq!(spendable(alice), 100_000 - 60_000 - 100);
 }

@@ -40,7 +40,7 @@
 //!    broadcast, and every version is looked for on Bitcoin, so whichever one confirms is the
 //!    one the chain continues from;
 //! 5. follows the bridge's peg-in outputs and credits those with their confirmations
-//!    ([`peg_in`]);
+//!    ([`peg_in`]; run first, so that a pass failing on an anchor still follows them);
 //! 6. anchors every batch proven since the previous anchor once that anchor is in the best
 //!    chain: the new package's commit spends the previous anchor's change (the first: the
 //!    configured genesis outpoint); the package is persisted in redb as `signed` BEFORE it is
@@ -490,6 +490,11 @@ impl Anchorer {
             s.bitcoin_height = Some(tip);
             s.passes += 1;
         });
+        // 5 (first: independent of the anchors, so a stuck anchor does not stop it). Follow
+        // the bridge's peg-ins, crediting those with their confirmations; its failure fails the
+        // pass after the anchoring steps.
+        let peg_ins = self.follow_peg_ins(tip).await;
+
         let node = self.node.clone();
         let mut records = blocking(move || node.anchors_from(0)).await?;
 
@@ -512,9 +517,6 @@ impl Anchorer {
             self.maybe_bump(last, tip).await?;
         }
 
-        // 5. Follow the bridge's peg-ins, crediting those with their confirmations.
-        self.follow_peg_ins(tip).await?;
-
         // 6. Anchor every batch proven since, once the previous anchor is in the best chain.
         let next = records.last().map_or(0, AnchorRecord::end);
         let proven = self.node.state_view().proven_height;
@@ -532,7 +534,7 @@ impl Anchorer {
             records.push(rec);
             self.update_heights(&records);
         }
-        Ok(())
+        peg_ins
     }
 
     /// Anchored and buried `confirmations + REORG_WATCH` deep: no longer refreshed every pass.

@@ -17,7 +17,14 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use bitcoin::{Address, Network, OutPoint, Txid};
+use bitcoin::hashes::Hash;
+use bitcoin::key::{Keypair, TapTweak};
+use bitcoin::secp256k1::{Message, Secp256k1};
+use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
+use bitcoin::{
+    absolute, transaction, Address, Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction,
+    TxIn, TxOut, Txid, Witness,
+};
 use bitcoind::{Bitcoind, RPC_PASSWORD, RPC_USER};
 use serde_json::Value;
 use veil_bitcoin::package::read_package;
@@ -248,6 +255,109 @@ impl Chain {
             args.extend(["--genesis", g]);
         }
         veil(&args)
+    }
+}
+
+/// A Bitcoin user's wallet: one P2TR key (secret `[seed; 32]`), funded by a mature coinbase;
+/// each payment spends the last change (the prebuilt Bitcoin Core has no wallet).
+pub struct BtcUser {
+    keypair: Keypair,
+    pub address: Address,
+    coin: (OutPoint, TxOut),
+    sent: Vec<Transaction>,
+}
+
+impl BtcUser {
+    pub fn funded(chain: &Chain, seed: u8) -> BtcUser {
+        let secp = Secp256k1::new();
+        let keypair = Keypair::from_seckey_slice(&secp, &[seed; 32]).unwrap();
+        let address = Address::p2tr(&secp, keypair.x_only_public_key().0, None, Network::Regtest);
+        let hashes = chain
+            .rt
+            .block_on(chain.btc.rpc.generate_to_address(101, &address))
+            .unwrap();
+        let block = chain
+            .rt
+            .block_on(chain.btc.rpc.get_block(&hashes[0]))
+            .unwrap();
+        let cb = &block.txdata[0];
+        let coin = (OutPoint::new(cb.compute_txid(), 0), cb.output[0].clone());
+        BtcUser {
+            keypair,
+            address,
+            coin,
+            sent: Vec::new(),
+        }
+    }
+
+    /// Pays `outputs` (script, sat) from the last coin, change last (2,000 sat fee), signs
+    /// with a BIP 341 key-path signature and broadcasts. Output `i` is `outputs[i]`.
+    pub fn pay(&mut self, chain: &Chain, outputs: &[(ScriptBuf, u64)]) -> Txid {
+        let secp = Secp256k1::new();
+        let (prev, prev_out) = self.coin.clone();
+        let total: u64 = outputs.iter().map(|(_, v)| v).sum();
+        let change = prev_out.value - Amount::from_sat(total + 2_000);
+        let mut output: Vec<TxOut> = outputs
+            .iter()
+            .map(|(script, v)| TxOut {
+                value: Amount::from_sat(*v),
+                script_pubkey: script.clone(),
+            })
+            .collect();
+        output.push(TxOut {
+            value: change,
+            script_pubkey: self.address.script_pubkey(),
+        });
+        let mut tx = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: prev,
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                witness: Witness::new(),
+            }],
+            output,
+        };
+        let sighash = SighashCache::new(&tx)
+            .taproot_key_spend_signature_hash(
+                0,
+                &Prevouts::All(std::slice::from_ref(&prev_out)),
+                TapSighashType::Default,
+            )
+            .unwrap();
+        let tweaked = self.keypair.tap_tweak(&secp, None);
+        let sig = secp.sign_schnorr_no_aux_rand(
+            &Message::from_digest(sighash.to_byte_array()),
+            &tweaked.to_keypair(),
+        );
+        tx.input[0].witness.push(sig.as_ref());
+        let txid = chain
+            .rt
+            .block_on(chain.btc.rpc.send_raw_transaction(&tx))
+            .unwrap();
+        let last = tx.output.len() - 1;
+        self.coin = (OutPoint::new(txid, last as u32), tx.output[last].clone());
+        self.sent.push(tx);
+        txid
+    }
+
+    /// Re-broadcasts every payment not in a block of the best chain, as a wallet does after a
+    /// reorg.
+    pub fn rebroadcast(&self, chain: &Chain) {
+        for tx in &self.sent {
+            let held = chain
+                .rt
+                .block_on(chain.btc.rpc.get_raw_transaction(&tx.compute_txid()))
+                .unwrap()
+                .is_some_and(|rt| rt.blockhash.is_none() || rt.confirmations > 0);
+            if !held {
+                chain
+                    .rt
+                    .block_on(chain.btc.rpc.send_raw_transaction(tx))
+                    .unwrap();
+            }
+        }
     }
 }
 
