@@ -84,9 +84,13 @@ enum Command {
         /// Amount in satoshis.
         #[arg(long)]
         amount: u64,
-        /// Fee in satoshis.
+        /// Fee in satoshis: at least the withdrawal output's Bitcoin fee at the node's
+        /// `withdrawal_fee_rate` (`GET /v1/bridge`; 310 sat for P2WPKH at 10 sat/vB).
         #[arg(long, default_value_t = 0)]
         fee: u64,
+        /// Wait until the anchor that pays the withdrawal is in a block, and report its txid.
+        #[arg(long)]
+        wait: bool,
     },
     /// This wallet's Bitcoin peg-in address: a P2TR output committing to its payment address,
     /// derived here from the node's bridge key (and checked against the address the node says
@@ -215,9 +219,50 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let t = w.send(&to, amount, fee, &mut rand::rngs::OsRng)?;
             print_submitted(&t, args.json)?;
         }
-        Command::Withdraw { to, amount, fee } => {
+        Command::Withdraw {
+            to,
+            amount,
+            fee,
+            wait,
+        } => {
             let t = w.withdraw(&to, amount, fee, &mut rand::rngs::OsRng)?;
-            print_submitted(&t, args.json)?;
+            if !wait {
+                print_submitted(&t, args.json)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let spinner = std::io::stderr()
+                .is_terminal()
+                .then(|| ProgressBar::new_spinner().with_message("waiting for the anchor"));
+            let paid = loop {
+                let s = w.status(&t.id)?;
+                if let Some(pb) = &spinner {
+                    pb.set_message(format!("{}: waiting for the anchor", s.status));
+                    pb.tick();
+                }
+                match (s.status.as_str(), &s.txid) {
+                    ("anchored", Some(txid)) => break txid.clone(),
+                    ("rejected", _) => anyhow::bail!(
+                        "withdrawal {} rejected: {}",
+                        t.id,
+                        s.reason.unwrap_or_default()
+                    ),
+                    _ => std::thread::sleep(std::time::Duration::from_secs(1)),
+                }
+            };
+            if let Some(pb) = spinner {
+                pb.finish_and_clear();
+            }
+            if args.json {
+                let mut v = serde_json::to_value(&t)?;
+                v["status"] = json!("anchored");
+                v["txid"] = json!(paid);
+                println!("{v}");
+            } else {
+                println!(
+                    "withdrawal {}: {amount} sat to {to} paid by bitcoin tx {paid}",
+                    t.id
+                );
+            }
         }
         Command::DepositAddress => {
             let (address, key) = w.deposit_address()?;

@@ -242,22 +242,26 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
     run_refused(&args(&dust), "withdrawal_dust");
     let cheap = withdraw("40000", "10");
     run_refused(&args(&cheap), "withdrawal_fee");
-    let w = withdraw("40000", "500");
-    let w_id = run_ok(&args(&w))["id"].as_str().unwrap().to_owned();
-    let mut paid_by = String::new();
+    // `withdraw --wait` returns once the anchor paying it is in a block, with its txid.
+    let mut w = withdraw("40000", "500");
+    w.push("--wait".into());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(&w)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     node.wait(
-        "the withdrawal anchored",
+        "withdraw --wait to return",
         || chain.mine(1),
-        |_| {
-            let s = run_ok(&["wallet", "--wallet", bob, "status", &w_id, "--json"]);
-            if s["status"] == "anchored" {
-                paid_by = s["txid"].as_str().unwrap().to_owned();
-                true
-            } else {
-                false
-            }
-        },
+        |_| child.try_wait().unwrap().is_some(),
     );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["status"], "anchored", "{done}");
+    let w_id = done["id"].as_str().unwrap().to_owned();
+    let paid_by = done["txid"].as_str().unwrap().to_owned();
     let utxos = rpc(
         &chain,
         "scantxoutset",

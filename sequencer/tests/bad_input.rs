@@ -332,6 +332,50 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
             "withdrawal_destination",
         ),
         (
+            "withdrawal script of another dest",
+            post(&with(&body(&withdrawal), |v| {
+                v["withdrawal_script"] = json!(format!("0014{}", "11".repeat(20)))
+            })),
+            400,
+            "withdrawal_dest_mismatch",
+        ),
+        (
+            "withdrawal script not hex",
+            post(&with(&body(&withdrawal), |v| {
+                v["withdrawal_script"] = json!("zz")
+            })),
+            400,
+            "invalid_withdrawal_script",
+        ),
+        (
+            "withdrawal script on a transfer withdrawing nothing",
+            post(&with(&g, |v| v["withdrawal_script"] = json!("0014"))),
+            400,
+            "invalid_withdrawal_script",
+        ),
+        (
+            "watch without bitcoin",
+            Req::Post {
+                path: "/v1/bridge/watch",
+                body: br#"{"address": "veilrt1x"}"#.to_vec(),
+                token: None,
+            },
+            404,
+            "no_bitcoin",
+        ),
+        (
+            "peg-ins without bitcoin",
+            Req::Get("/v1/bridge/deposits?address=veilrt1x".into()),
+            404,
+            "no_bitcoin",
+        ),
+        (
+            "wrong method on watch",
+            Req::Other(reqwest::Method::GET, "/v1/bridge/watch"),
+            405,
+            "method_not_allowed",
+        ),
+        (
             "deposit as a transfer",
             post(&body(&d3)),
             403,
