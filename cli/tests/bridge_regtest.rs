@@ -271,6 +271,17 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
     assert_eq!(utxos["unspents"][0]["txid"], paid_by, "{utxos}");
     let anchor = chain.tx(&paid_by);
     assert!(anchor.confirmations >= 1);
+    // The batch's public data names the script the withdrawal's dest is the hash of.
+    let n = run_ok(&["wallet", "--wallet", bob, "status", &w_id, "--json"])["batch"]
+        .as_u64()
+        .unwrap();
+    let batch = get(&format!("{url}/v1/batches/{n}"));
+    let script: Address = out_addr.parse::<Address<_>>().unwrap().assume_checked();
+    assert_eq!(
+        batch["withdrawal_scripts"],
+        json!([hex::encode(script.script_pubkey().as_bytes())]),
+        "{batch}"
+    );
     let out = veil(&["wallet", "--wallet", bob, "status", &w_id]);
     assert!(
         text(&out.stdout).contains(&paid_by),

@@ -508,8 +508,22 @@ async fn get_nullifier(nf: String, ctx: Arc<ApiContext>) -> Response {
 
 async fn get_batch(n: u64, ctx: Arc<ApiContext>) -> Response {
     let node = ctx.node.clone();
-    match tokio::task::spawn_blocking(move || node.batch(n)).await {
-        Ok(Ok(Some(b))) => {
+    let read = move || -> Result<_, crate::NodeError> {
+        let Some(b) = node.batch(n)? else {
+            return Ok(None);
+        };
+        // Each withdrawal's script, whose hash is its `dest` (the anchor pays it).
+        let mut scripts = Vec::new();
+        for p in b.record.public.iter().filter(|p| p.public_out > 0) {
+            let script = node
+                .store()
+                .withdrawal_script(&field::to_bytes_be(&p.dest))?;
+            scripts.push(script.map(hex::encode));
+        }
+        Ok(Some((b, scripts)))
+    };
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(Some((b, withdrawal_scripts)))) => {
             let r = &b.record;
             json_response(
                 StatusCode::OK,
@@ -522,6 +536,7 @@ async fn get_batch(n: u64, ctx: Arc<ApiContext>) -> Response {
                     "old_state": r.old_state,
                     "new_state": r.new_state,
                     "note_start": r.note_start,
+                    "withdrawal_scripts": withdrawal_scripts,
                     "proof": b.proof.map(hex::encode),
                     "anchor": b.anchor.as_ref().map(anchor_json),
                 }),
@@ -836,7 +851,7 @@ pub const OPENAPI: &str = r##"{
     "/v1/nullifiers/{nf}": {"get": {"summary": "Whether a nullifier is spent or pending",
       "parameters": [{"name": "nf", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Field"}}],
       "responses": {"200": {"description": "{spent, pending}"}, "400": {"$ref": "#/components/responses/Error"}}}},
-    "/v1/batches/{n}": {"get": {"summary": "A sealed batch: public data, public inputs, proof (hex or null), anchor (Anchor or null)",
+    "/v1/batches/{n}": {"get": {"summary": "A sealed batch: public data, public inputs, proof (hex or null), withdrawal_scripts (per withdrawal in slot order: its scriptPubKey hex, whose hash is dest, or null if not known), anchor (Anchor or null)",
       "parameters": [{"name": "n", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/U64"}}],
       "responses": {"200": {"description": "batch"}, "404": {"$ref": "#/components/responses/Error"}}}},
     "/v1/bridge": {"get": {"summary": "The bridge (docs/bridge.md): {bitcoin, network, bridge_key (x-only hex), deposit_tag, deposits (attested | peg-in | peg-in+attested), deposit_confirmations, withdrawal_fee_rate_sat_vb, reserves_sat, supply_sat, surplus_sat, deposits_sat, withdrawals_sat, l2_fees_sat, swept_sat, paid_sat, peg_ins (by status)}; bitcoin false without anchoring",
