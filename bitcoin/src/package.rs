@@ -185,16 +185,14 @@ pub fn build_anchor_package(
     change_kind: KeyKind,
     fee_rate: FeeRate,
 ) -> Result<AnchorPackage, PackageError> {
-    let flows = BridgeFlows::default();
-    build(
+    build_bridge_package(
         key,
         prev,
         payload,
         data,
         change_kind,
         fee_rate,
-        &flows,
-        None,
+        &BridgeFlows::default(),
     )
 }
 

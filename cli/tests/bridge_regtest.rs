@@ -23,24 +23,11 @@ mod support;
 
 use bitcoin::{Address, Network};
 use serde_json::{json, Value};
-use support::{free_port, text, veil, BtcUser, Chain, NodeProc, TOKEN};
+use support::{free_port, get_json, ok_json, text, veil, BtcUser, Chain, NodeProc, TOKEN};
 use veil_bitcoin::{KeyKind, OperatorKey};
 
 /// Confirmations before a peg-in is credited.
 const K: u64 = 3;
-
-fn run_ok(args: &[&str]) -> Value {
-    let out = veil(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "veil {args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("veil {args:?}: {e}: {}", text(&out.stdout)))
-}
 
 /// Runs `veil args`, expects a non-zero exit and one stderr line containing `code`.
 fn run_refused(args: &[&str], code: &str) {
@@ -66,19 +53,15 @@ fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-fn get(url: &str) -> Value {
-    reqwest::blocking::get(url).unwrap().json().unwrap()
-}
-
 fn spendable(wallet: &str) -> u64 {
-    run_ok(&["wallet", "--wallet", wallet, "sync", "--json"]);
-    run_ok(&["wallet", "--wallet", wallet, "balance", "--json"])["spendable"]
+    ok_json(&["wallet", "--wallet", wallet, "sync", "--json"]);
+    ok_json(&["wallet", "--wallet", wallet, "balance", "--json"])["spendable"]
         .as_u64()
         .unwrap()
 }
 
 fn peg_ins(wallet: &str) -> Vec<Value> {
-    run_ok(&["wallet", "--wallet", wallet, "status", "--json"])["deposits"]
+    ok_json(&["wallet", "--wallet", wallet, "status", "--json"])["deposits"]
         .as_array()
         .unwrap()
         .clone()
@@ -116,12 +99,13 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
     let alice_dir = chain.tmp.path().join("alice");
     let bob_dir = chain.tmp.path().join("bob");
     let (alice, bob) = (alice_dir.to_str().unwrap(), bob_dir.to_str().unwrap());
-    let alice_addr = run_ok(&["wallet", "--wallet", alice, "--node", &url, "new", "--json"])
+    let alice_addr = ok_json(&["wallet", "--wallet", alice, "--node", &url, "new", "--json"])
         ["address"]
         .as_str()
         .unwrap()
         .to_owned();
-    let bob_addr = run_ok(&["wallet", "--wallet", bob, "--node", &url, "new", "--json"])["address"]
+    let bob_addr = ok_json(&["wallet", "--wallet", bob, "--node", &url, "new", "--json"])
+        ["address"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -143,12 +127,12 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
         ],
         "attested_deposits_disabled",
     );
-    let bridge = get(&format!("{url}/v1/bridge"));
+    let bridge = get_json(&format!("{url}/v1/bridge"));
     assert_eq!(bridge["deposits"], "peg-in", "{bridge}");
     assert_eq!(bridge["deposit_confirmations"], K, "{bridge}");
 
     // Peg-in: the Bitcoin user pays Alice's deposit address.
-    let peg_in = run_ok(&["wallet", "--wallet", alice, "deposit-address", "--json"])
+    let peg_in = ok_json(&["wallet", "--wallet", alice, "deposit-address", "--json"])
         ["deposit_address"]
         .as_str()
         .unwrap()
@@ -207,7 +191,7 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
     );
 
     // Alice pays Bob privately.
-    let pay = run_ok(&[
+    let pay = ok_json(&[
         "wallet", "--wallet", alice, "send", "--to", &bob_addr, "--amount", "60000", "--fee",
         "100", "--json",
     ]);
@@ -216,8 +200,8 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
         "the payment proven",
         || {},
         |_| {
-            run_ok(&["wallet", "--wallet", alice, "status", &pay, "--json"])["status"] == "proven"
-                || run_ok(&["wallet", "--wallet", alice, "status", &pay, "--json"])["status"]
+            ok_json(&["wallet", "--wallet", alice, "status", &pay, "--json"])["status"] == "proven"
+                || ok_json(&["wallet", "--wallet", alice, "status", &pay, "--json"])["status"]
                     == "anchored"
         },
     );
@@ -272,10 +256,10 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
     let anchor = chain.tx(&paid_by);
     assert!(anchor.confirmations >= 1);
     // The batch's public data names the script the withdrawal's dest is the hash of.
-    let n = run_ok(&["wallet", "--wallet", bob, "status", &w_id, "--json"])["batch"]
+    let n = ok_json(&["wallet", "--wallet", bob, "status", &w_id, "--json"])["batch"]
         .as_u64()
         .unwrap();
-    let batch = get(&format!("{url}/v1/batches/{n}"));
+    let batch = get_json(&format!("{url}/v1/batches/{n}"));
     let script: Address = out_addr.parse::<Address<_>>().unwrap().assume_checked();
     assert_eq!(
         batch["withdrawal_scripts"],
@@ -303,7 +287,7 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
     let mut btc_fees = 0;
     let mut last_anchor = None;
     for n in 0..proven {
-        let b = get(&format!("{url}/v1/batches/{n}"));
+        let b = get_json(&format!("{url}/v1/batches/{n}"));
         let a = &b["anchor"];
         if a["first_batch"] == n {
             btc_fees += a["fee_sat"].as_u64().unwrap();
@@ -322,7 +306,7 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
     // The reserve is the last anchor's change, on Bitcoin.
     let last = chain.tx(&last_anchor.unwrap());
     assert_eq!(last.tx.output[1].value.to_sat(), reserves);
-    let bridge = get(&format!("{url}/v1/bridge"));
+    let bridge = get_json(&format!("{url}/v1/bridge"));
     assert_eq!(bridge["reserves_sat"], reserves, "{bridge}");
     assert_eq!(bridge["supply_sat"], supply, "{bridge}");
     assert_eq!(bridge["swept_sat"], 100_000, "{bridge}");

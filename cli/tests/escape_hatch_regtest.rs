@@ -18,38 +18,21 @@ mod support;
 use std::path::Path;
 
 use serde_json::Value;
-use support::{check_anchor_chain, free_port, text, veil, Chain, NodeProc, TOKEN};
+use support::{check_anchor_chain, free_port, get_json, ok_json, text, Chain, NodeProc, TOKEN};
 use veil_bitcoin::KeyKind;
-
-fn ok_json(args: &[&str]) -> Value {
-    let out = veil(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "veil {args:?}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("veil {args:?}: {e}: {}", text(&out.stdout)))
-}
-
-fn get(url: &str) -> Value {
-    reqwest::blocking::get(url).unwrap().json().unwrap()
-}
 
 /// Everything the read API serves about the history: state, every note, a path, every batch.
 fn read_api(node: &NodeProc) -> (Value, Value, Vec<Value>, Vec<Value>) {
-    let state = get(&format!("{}/v1/state", node.url));
-    let notes = get(&format!("{}/v1/notes?from=0&limit=1000", node.url));
+    let state = get_json(&format!("{}/v1/state", node.url));
+    let notes = get_json(&format!("{}/v1/notes?from=0&limit=1000", node.url));
     let count = state["note_count"].as_u64().unwrap();
     let paths = (0..count)
         .step_by(3)
-        .map(|p| get(&format!("{}/v1/notes/{p}/path", node.url)))
+        .map(|p| get_json(&format!("{}/v1/notes/{p}/path", node.url)))
         .collect();
     let batches = (0..state["batch_height"].as_u64().unwrap())
         .map(|n| {
-            let mut b = get(&format!("{}/v1/batches/{n}", node.url));
+            let mut b = get_json(&format!("{}/v1/batches/{n}", node.url));
             // All but the confirmations, which grow as blocks are mined.
             b["anchor"]["confirmations"] = Value::Null;
             b
@@ -111,7 +94,7 @@ fn a_node_restored_from_bitcoin_alone_serves_the_same_state_and_continues_the_ch
         .to_owned();
     // The peg-in address: derived by the wallet from the bridge key the node serves, it is the
     // operator key tweaked by a commitment to Alice's payment address (docs/bridge.md).
-    let bridge = get(&format!("{url}/v1/bridge"));
+    let bridge = get_json(&format!("{url}/v1/bridge"));
     assert_eq!(bridge["bitcoin"], true, "{bridge}");
     assert_eq!(bridge["network"], "regtest", "{bridge}");
     let bridge_key = chain.key.internal_key();

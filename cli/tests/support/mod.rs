@@ -70,6 +70,25 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Runs `veil args`, asserts exit 0 and returns its stdout as JSON.
+pub fn ok_json(args: &[&str]) -> Value {
+    let out = veil(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "veil {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("veil {args:?}: {e}: {}", text(&out.stdout)))
+}
+
+/// `GET url` as JSON.
+pub fn get_json(url: &str) -> Value {
+    reqwest::blocking::get(url).unwrap().json().unwrap()
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
