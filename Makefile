@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load bench-anchor fixtures bitcoind fuzz clean
+.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load bench-anchor bench-scale fixtures bitcoind postgres postgres-stop fuzz clean
 
 all: build
 
@@ -20,6 +20,15 @@ run: build
 
 test:
 	$(CARGO) test --workspace --all-targets
+
+# A throwaway PostgreSQL for the proving job queue (loopback, trust auth, data in
+# target/postgres): prints the URL for `veil node --database-url` and `veil prover-worker`.
+PG_DIR ?= target/postgres
+postgres:
+	@scripts/postgres.sh start $(PG_DIR)
+
+postgres-stop:
+	@scripts/postgres.sh stop $(PG_DIR)
 
 lint:
 	$(CARGO) fmt --all -- --check

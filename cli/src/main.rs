@@ -12,9 +12,11 @@ mod deposit;
 mod dev_batches;
 mod fetch_batch;
 mod fixtures;
+mod jobs;
 mod keys_info;
 mod node;
 mod prove;
+mod prover_worker;
 mod restore;
 mod setup;
 mod util;
@@ -71,6 +73,11 @@ enum Command {
     DevBatches(dev_batches::Args),
     /// Regenerate the committed regression fixtures (INSECURE dev keys, deterministic proofs).
     Fixtures(fixtures::Args),
+    /// Prove batches from the node's PostgreSQL job queue (run on as many machines as needed).
+    ProverWorker(Box<prover_worker::Args>),
+    /// The proving job queue: `veil jobs status`.
+    #[command(subcommand)]
+    Jobs(jobs::Command),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +107,8 @@ fn main() -> ExitCode {
         Command::Anchor(cmd) => anchor::run(cmd),
         Command::VerifyChain(args) => verify_chain::run(args),
         Command::Restore(args) => restore::run(args),
+        Command::ProverWorker(args) => prover_worker::run(*args),
+        Command::Jobs(cmd) => jobs::run(cmd),
     };
     match result {
         Ok(code) => code,

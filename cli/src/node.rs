@@ -45,6 +45,10 @@ pub struct Args {
     /// proving key is needed or loaded.
     #[arg(long)]
     no_prove: bool,
+    /// PostgreSQL job queue: prover workers (`veil prover-worker`) prove, the node only verifies
+    /// (config `proving.database_url`, or VEIL_DATABASE_URL).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
     /// Bitcoin Core JSON-RPC URL: turns on anchoring (config `anchor.rpc_url`).
     #[arg(long)]
     bitcoin_rpc: Option<String>,
@@ -188,6 +192,9 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
     if args.no_prove {
         config.prove = false;
     }
+    if let Some(v) = &args.database_url {
+        config.proving.database_url = Some(v.clone());
+    }
     config.validate().context("invalid configuration")?;
     let shape = util::shape(config.batch_size, config.depth)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -205,28 +212,26 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
         }))?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    let pk_path = config
-        .keys_dir
-        .join(keys::key_file_name(KeyKind::Proving, shape));
-    if !pk_path.exists() {
-        let seed = args.dev_keys.with_context(|| {
-            format!(
-                "{} is missing: run `veil setup --batch-size {} --depth {}` (or pass --dev-keys SEED for insecure dev keys)",
-                pk_path.display(),
-                shape.batch_size,
-                shape.depth
-            )
-        })?;
-        util::warn_dev_keys(seed);
-        let bar = util::spinner(format!("generating dev keys for {shape} (one time)"));
-        let (pk, vk) = veil_prover::setup(shape, &mut veil_prover::dev_rng(seed))?;
-        let hash = keys::shape_hash(shape);
-        keys::write_key_file(&pk_path, keys::header(KeyKind::Proving, shape, hash), &pk)?;
+    let pk_path = util::ensure_keys(&config.keys_dir, shape, args.dev_keys)?;
+    if let Some(url) = &config.proving.database_url {
         let vk_path = config
             .keys_dir
             .join(keys::key_file_name(KeyKind::Verifying, shape));
-        keys::write_key_file(&vk_path, keys::header(KeyKind::Verifying, shape, hash), &vk)?;
-        bar.finish_with_message(format!("dev keys written to {}", config.keys_dir.display()));
+        let vk = keys::read_verifying_key(&vk_path, shape, &keys::shape_hash(shape))?;
+        eprintln!(
+            "veil node: {shape}, proving by workers through {}, listening on http://{}, data in {}",
+            veil_jobs::redact_url(url),
+            config.listen,
+            config.data_dir.display()
+        );
+        runtime.block_on(veil_sequencer::run_with(
+            config,
+            Some(veil_sequencer::ProverSetup::Queue(Box::new(vk))),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+        ))?;
+        return Ok(std::process::ExitCode::SUCCESS);
     }
     let bar = util::spinner(format!("loading {}", pk_path.display()));
     let pk = keys::read_proving_key(&pk_path, shape, &keys::shape_hash(shape))?;

@@ -122,3 +122,31 @@ pub fn steps(n: u64) -> ProgressBar {
 pub fn warn_dev_keys(seed: u64) {
     eprintln!("WARNING: INSECURE dev keys (--dev-seed {seed}): anyone can forge proofs");
 }
+
+/// The proving key's path for `shape` under `keys_dir`. A missing key is generated (with its
+/// verifying key) from the insecure dev seed `dev_keys` when given, else refused with the
+/// command that makes one.
+pub fn ensure_keys(keys_dir: &Path, shape: BatchShape, dev_keys: Option<u64>) -> Result<PathBuf> {
+    use veil_prover::keys::{self, KeyKind};
+    let pk_path = keys_dir.join(keys::key_file_name(KeyKind::Proving, shape));
+    if pk_path.exists() {
+        return Ok(pk_path);
+    }
+    let seed = dev_keys.with_context(|| {
+        format!(
+            "{} is missing: run `veil setup --batch-size {} --depth {}` (or pass --dev-keys SEED for insecure dev keys)",
+            pk_path.display(),
+            shape.batch_size,
+            shape.depth
+        )
+    })?;
+    warn_dev_keys(seed);
+    let bar = spinner(format!("generating dev keys for {shape} (one time)"));
+    let (pk, vk) = veil_prover::setup(shape, &mut veil_prover::dev_rng(seed))?;
+    let hash = keys::shape_hash(shape);
+    keys::write_key_file(&pk_path, keys::header(KeyKind::Proving, shape, hash), &pk)?;
+    let vk_path = keys_dir.join(keys::key_file_name(KeyKind::Verifying, shape));
+    keys::write_key_file(&vk_path, keys::header(KeyKind::Verifying, shape, hash), &vk)?;
+    bar.finish_with_message(format!("dev keys written to {}", keys_dir.display()));
+    Ok(pk_path)
+}

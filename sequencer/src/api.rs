@@ -40,6 +40,8 @@ pub struct ApiContext {
     pub operator_token: Option<String>,
     /// The Bitcoin anchorer, when anchoring is configured.
     pub anchorer: Option<Arc<crate::anchoring::Anchorer>>,
+    /// The proving job queue's metrics, when proving goes through one.
+    pub proving_queue: Option<Arc<crate::proving::queue::QueueMetrics>>,
 }
 
 /// A rejection carrying an API error (used by filters that must reject, like authentication).
@@ -141,7 +143,13 @@ pub fn routes(
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_ctx.clone())
-        .map(|ctx: Arc<ApiContext>| metrics_response(&ctx.node, ctx.anchorer.as_deref()));
+        .map(|ctx: Arc<ApiContext>| {
+            metrics_response(
+                &ctx.node,
+                ctx.anchorer.as_deref(),
+                ctx.proving_queue.as_deref(),
+            )
+        });
     let openapi = warp::path!("v1" / "openapi.json").and(warp::get()).map(|| {
         warp::reply::with_header(OPENAPI, "content-type", "application/json").into_response()
     });
@@ -569,7 +577,11 @@ async fn post_anchor(ctx: Arc<ApiContext>) -> Response {
     }
 }
 
-fn metrics_response(node: &Node, anchorer: Option<&crate::anchoring::Anchorer>) -> Response {
+fn metrics_response(
+    node: &Node,
+    anchorer: Option<&crate::anchoring::Anchorer>,
+    proving_queue: Option<&crate::proving::queue::QueueMetrics>,
+) -> Response {
     use std::fmt::Write;
     let v = node.state_view();
     let m = &node.metrics;
@@ -693,6 +705,9 @@ fn metrics_response(node: &Node, anchorer: Option<&crate::anchoring::Anchorer>) 
     );
     for (code, n) in m.rejections() {
         let _ = writeln!(s, "veil_transfers_rejected_total{{code=\"{code}\"}} {n}");
+    }
+    if let Some(q) = proving_queue {
+        q.render(&mut s);
     }
     warp::reply::with_header(s, "content-type", "text/plain; version=0.0.4").into_response()
 }

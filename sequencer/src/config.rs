@@ -21,6 +21,10 @@
 //! `prove = false` pauses background proving: batches are still sealed (and stay `batched`),
 //! and are proven once the node runs again with `prove = true`. Load benchmarks use it so that
 //! the Groth16 prover does not compete with the API for the CPU.
+//!
+//! The `[proving]` table (see [`ProvingConfig`]) moves proving out of the process: with a
+//! `database_url` (or `VEIL_DATABASE_URL`) sealed batches become jobs in PostgreSQL for
+//! `veil prover-worker`s, and the node needs only the verifying key.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,6 +98,77 @@ pub struct Config {
     pub anchor: Option<AnchorConfig>,
     /// Limits of the HTTP edge (the `[http]` table).
     pub http: HttpConfig,
+    /// Where batches are proven (the `[proving]` table): in this process, or by prover workers
+    /// through a PostgreSQL job queue.
+    pub proving: ProvingConfig,
+}
+
+/// The `[proving]` table. Without `database_url` the node proves in-process (the embedded
+/// default); with it, sealed batches become jobs in PostgreSQL that `veil prover-worker`s on
+/// any machine claim, and the node verifies each returned proof before storing it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvingConfig {
+    /// `postgres://user:password@host:port/db` (or `VEIL_DATABASE_URL`).
+    pub database_url: Option<String>,
+    /// A running job whose worker has not heartbeaten for this long goes back to the queue.
+    pub heartbeat_timeout_ms: u64,
+    /// Attempts (worker failures, lost heartbeats, refused proofs) before a job is failed.
+    pub max_attempts: u32,
+}
+
+impl Default for ProvingConfig {
+    fn default() -> Self {
+        ProvingConfig {
+            database_url: None,
+            heartbeat_timeout_ms: 30_000,
+            max_attempts: 3,
+        }
+    }
+}
+
+impl std::fmt::Debug for ProvingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProvingConfig")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(veil_jobs::redact_url),
+            )
+            .field("heartbeat_timeout_ms", &self.heartbeat_timeout_ms)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
+}
+
+impl ProvingConfig {
+    /// The heartbeat timeout.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_timeout_ms)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.heartbeat_timeout_ms < 100 {
+            return invalid("proving.heartbeat_timeout_ms", "must be at least 100");
+        }
+        if self.max_attempts == 0 {
+            return invalid("proving.max_attempts", "must be at least 1");
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return invalid(
+                    "proving.database_url",
+                    "must be a postgres:// or postgresql:// URL",
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `[http]` table: how long and how many clients may hold the node's sockets.
@@ -278,6 +353,7 @@ impl Default for Config {
             prove: true,
             anchor: None,
             http: HttpConfig::default(),
+            proving: ProvingConfig::default(),
         }
     }
 }
@@ -299,6 +375,7 @@ impl std::fmt::Debug for Config {
             .field("prove", &self.prove)
             .field("anchor", &self.anchor)
             .field("http", &self.http)
+            .field("proving", &self.proving)
             .finish()
     }
 }
@@ -317,6 +394,7 @@ impl Config {
         if let Some(token) = &self.operator_token {
             check_operator_token("operator_token", token)?;
         }
+        self.proving.validate()?;
         self.http.validate()
     }
 
@@ -359,6 +437,9 @@ impl Config {
         }
         if let Some(v) = get("VEIL_MAX_WAIT_MS") {
             self.max_wait_ms = parse("VEIL_MAX_WAIT_MS", &v)?;
+        }
+        if let Some(v) = get("VEIL_DATABASE_URL") {
+            self.proving.database_url = Some(v);
         }
         if let Some(v) = get("VEIL_OPERATOR_TOKEN") {
             check_operator_token("VEIL_OPERATOR_TOKEN", &v)?;

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ark_bn254::Bn254;
-use ark_groth16::ProvingKey;
+use ark_groth16::{ProvingKey, VerifyingKey};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -70,12 +70,33 @@ impl RunningNode {
     }
 }
 
+/// How the node gets its batches proven.
+pub enum ProverSetup {
+    /// In this process, with this proving key.
+    Local(Box<ProvingKey<Bn254>>),
+    /// By prover workers through the `[proving]` job queue; the node verifies their proofs
+    /// with this verifying key.
+    Queue(Box<VerifyingKey<Bn254>>),
+}
+
 /// Opens the node in `config.data_dir`, binds the API on `config.listen` and spawns the sealer
 /// and (with `proving_key`, unless `config.prove` is false) the prover. Without a key, or with
 /// proving paused, batches are sealed but not proven.
 pub async fn start(
     config: &Config,
     proving_key: Option<ProvingKey<Bn254>>,
+) -> Result<RunningNode, NodeError> {
+    start_with(
+        config,
+        proving_key.map(|pk| ProverSetup::Local(Box::new(pk))),
+    )
+    .await
+}
+
+/// [`start`] with either prover: in-process, or the job queue of `config.proving`.
+pub async fn start_with(
+    config: &Config,
+    prover: Option<ProverSetup>,
 ) -> Result<RunningNode, NodeError> {
     config
         .validate()
@@ -105,6 +126,10 @@ pub async fn start(
         node: node.clone(),
         operator_token: config.operator_token.clone(),
         anchorer: anchorer.clone(),
+        proving_queue: match &prover {
+            Some(ProverSetup::Queue(_)) if config.prove => Some(Default::default()),
+            _ => None,
+        },
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -113,6 +138,7 @@ pub async fn start(
         .local_addr()
         .map_err(|e| NodeError::Bind(e.to_string()))?;
     let limits = http_edge::EdgeLimits::new(&config.http, api::MAX_BODY_BYTES);
+    let queue_metrics = ctx.proving_queue.clone();
     let server = http_edge::serve(listener, api::routes(ctx), limits, rx.clone());
     let mut tasks = vec![tokio::spawn(async move {
         server.await;
@@ -126,13 +152,20 @@ pub async fn start(
     if let Some(a) = anchorer {
         tasks.push(tokio::spawn(a.run(rx.clone())));
     }
-    match proving_key {
+    match prover {
         Some(_) if !config.prove => {
             tracing::warn!("proving paused (prove = false): batches are sealed but not proven")
         }
-        Some(pk) => tasks.push(tokio::spawn(proving::run_prover(
+        Some(ProverSetup::Local(pk)) => tasks.push(tokio::spawn(proving::run_prover(
             node.clone(),
-            Arc::new(pk),
+            Arc::new(*pk),
+            rx,
+        ))),
+        Some(ProverSetup::Queue(vk)) => tasks.push(tokio::spawn(proving::queue::run_queue_prover(
+            node.clone(),
+            *vk,
+            config.proving.clone(),
+            queue_metrics.unwrap_or_default(),
             rx,
         ))),
         None => tracing::warn!("no proving key: batches are sealed but not proven"),
@@ -152,7 +185,21 @@ pub async fn run(
     proving_key: Option<ProvingKey<Bn254>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let running = start(&config, proving_key).await?;
+    run_with(
+        config,
+        proving_key.map(|pk| ProverSetup::Local(Box::new(pk))),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`] with either prover.
+pub async fn run_with(
+    config: Config,
+    prover: Option<ProverSetup>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let running = start_with(&config, prover).await?;
     shutdown.await;
     running.stop().await
 }

@@ -601,7 +601,10 @@ impl Node {
             if built.public_inputs != rec.public_inputs || built.new_state != rec.new_state {
                 return Err(NodeError::ReplayMismatch(n));
             }
-            unproven.insert(n, built);
+            // Proven out of order (by a prover worker) while an earlier batch was not.
+            if store.proof(n)?.is_none() {
+                unproven.insert(n, built);
+            }
         }
         if let Some(summary) = store.state_summary()? {
             if summary != state.summary() {
@@ -909,17 +912,43 @@ impl Node {
             .map(|(m, b)| (*m, b.clone()))
     }
 
-    /// Records batch `n`'s compressed proof (durably) and advances the proven height.
-    pub fn record_proof(&self, n: u64, proof: &[u8], took: Duration) -> Result<(), NodeError> {
+    /// Records batch `n`'s compressed proof (durably) and advances the proven height over every
+    /// consecutive proven batch (proofs from prover workers may come out of order; anchoring
+    /// still follows the proven height, in batch order). Returns `false`, storing nothing, when
+    /// batch `n` is proven already.
+    pub fn record_proof(&self, n: u64, proof: &[u8], took: Duration) -> Result<bool, NodeError> {
         let mut inner = self.lock();
-        self.store().store_proof(n, proof)?;
+        let Some(height) = self.store().store_proof(n, proof)? else {
+            return Ok(false);
+        };
         inner.unproven.remove(&n);
-        inner.proven_height = n + 1;
+        inner.proven_height = height;
         drop(inner);
         self.metrics.add_proving_time(took);
-        tracing::info!(batch = n, seconds = took.as_secs_f64(), "batch proven");
+        tracing::info!(
+            batch = n,
+            seconds = took.as_secs_f64(),
+            proven_height = height,
+            "batch proven"
+        );
         self.anchor_wanted.notify_one();
-        Ok(())
+        Ok(true)
+    }
+
+    /// Witnesses of every sealed batch without a proof, lowest first.
+    pub fn unproven_batches(&self) -> Vec<(u64, BuiltBatch)> {
+        let inner = self.lock();
+        inner
+            .unproven
+            .iter()
+            .map(|(n, b)| (*n, b.clone()))
+            .collect()
+    }
+
+    /// Public inputs of sealed batch `n` if it still waits for its proof.
+    pub fn unproven_public_inputs(&self, n: u64) -> Option<Vec<Fr>> {
+        let inner = self.lock();
+        inner.unproven.get(&n).map(|b| b.public_inputs.to_vec())
     }
 
     /// Roots, counts and heights.
@@ -956,7 +985,9 @@ impl Node {
         }
         Ok(Some(match state {
             TransferState::Pending { .. } => Status::Pending,
-            TransferState::Batched(n) if n < proven_height => Status::Proven(n),
+            TransferState::Batched(n) if n < proven_height || self.store().proof(n)?.is_some() => {
+                Status::Proven(n)
+            }
             TransferState::Batched(n) => Status::Batched(n),
             TransferState::Rejected(reason) => Status::Rejected(reason),
         }))

@@ -6,6 +6,11 @@
 //! witness waits, so memory grows by one assignment and its constraint evaluations (about
 //! 120 MB at B = 16, D = 32), not by a second proof. Started on a
 //! reopened node it resumes with the lowest unproven batch.
+//!
+//! With a job queue configured, [`queue`] replaces the in-process prover: prover workers on
+//! other machines prove, the node checks and stores.
+
+pub mod queue;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -706,26 +706,42 @@ impl Store {
         v.map(|v| decode(v.value(), "batch")).transpose()
     }
 
-    /// Stores batch `n`'s proof and advances the proven height to `n + 1` (proofs are made in
-    /// order).
-    pub fn store_proof(&self, n: u64, proof: &[u8]) -> Result<(), StoreError> {
+    /// Stores batch `n`'s proof and returns the new proven height: proofs may arrive out of
+    /// order (prover workers race), so the proven height advances over every consecutive batch
+    /// that has its proof. `Ok(None)`: batch `n` already has a proof, which is kept (a batch is
+    /// never proven twice into the store). A batch that is not sealed is refused.
+    pub fn store_proof(&self, n: u64, proof: &[u8]) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_write()?;
+        let height;
         {
             let mut meta = txn.open_table(META)?;
-            let proven: u64 = match meta.get(META_PROVEN_HEIGHT)? {
-                Some(v) => decode(v.value(), "proven height")?,
-                None => 0,
+            let get = |meta: &redb::Table<&str, &[u8]>, key, what| -> Result<u64, StoreError> {
+                match meta.get(key)? {
+                    Some(v) => decode(v.value(), what),
+                    None => Ok(0),
+                }
             };
-            if proven != n {
+            let proven = get(&meta, META_PROVEN_HEIGHT, "proven height")?;
+            let sealed = get(&meta, META_BATCH_HEIGHT, "batch height")?;
+            if n >= sealed {
                 return Err(StoreError::Corrupt(format!(
-                    "proof of batch {n} at proven height {proven}"
+                    "proof of batch {n}, but only {sealed} batches are sealed"
                 )));
             }
-            meta.insert(META_PROVEN_HEIGHT, encode(&(n + 1)).as_slice())?;
-            txn.open_table(PROOFS)?.insert(n, proof)?;
+            let mut proofs = txn.open_table(PROOFS)?;
+            if n < proven || proofs.get(n)?.is_some() {
+                return Ok(None);
+            }
+            proofs.insert(n, proof)?;
+            let mut h = proven;
+            while h < sealed && proofs.get(h)?.is_some() {
+                h += 1;
+            }
+            height = h;
+            meta.insert(META_PROVEN_HEIGHT, encode(&height).as_slice())?;
         }
         txn.commit()?;
-        Ok(())
+        Ok(Some(height))
     }
 
     /// Batch `n`'s proof, if proven.
@@ -1049,6 +1065,7 @@ mod tests {
             let store = Store::open(dir.path(), shape()).unwrap();
             // Not proven yet.
             assert!(store.insert_anchor(&anchor(0, 1, 1)).is_err());
+            store.pretend_sealed(4);
             for n in 0..4 {
                 store.store_proof(n, &[n as u8; 128]).unwrap();
             }
@@ -1093,16 +1110,36 @@ mod tests {
     }
 
     #[test]
-    fn proofs_must_come_in_order() {
+    fn proofs_of_sealed_batches_come_in_any_order_and_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), shape()).unwrap();
+        // Not sealed.
         assert!(matches!(
-            store.store_proof(1, &[1u8; 128]),
+            store.store_proof(0, &[1u8; 128]),
             Err(StoreError::Corrupt(_))
         ));
-        store.store_proof(0, &[1u8; 128]).unwrap();
-        assert_eq!(store.meta().unwrap().proven_height, 1);
-        assert_eq!(store.proof(0).unwrap().unwrap(), vec![1u8; 128]);
-        assert_eq!(store.proof(1).unwrap(), None);
+        store.pretend_sealed(3);
+        assert_eq!(store.store_proof(1, &[1u8; 128]).unwrap(), Some(0));
+        assert_eq!(store.meta().unwrap().proven_height, 0);
+        assert_eq!(store.store_proof(1, &[9u8; 128]).unwrap(), None);
+        assert_eq!(store.proof(1).unwrap().unwrap(), vec![1u8; 128]);
+        assert_eq!(store.store_proof(0, &[0u8; 128]).unwrap(), Some(2));
+        assert_eq!(store.meta().unwrap().proven_height, 2);
+        assert_eq!(store.store_proof(0, &[9u8; 128]).unwrap(), None);
+        assert_eq!(store.proof(0).unwrap().unwrap(), vec![0u8; 128]);
+        assert_eq!(store.proof(2).unwrap(), None);
+        assert!(store.store_proof(3, &[3u8; 128]).is_err());
+    }
+
+    impl Store {
+        /// Sets the batch height without sealing (proof and anchor bookkeeping tests).
+        fn pretend_sealed(&self, height: u64) {
+            let txn = self.db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(META_BATCH_HEIGHT, encode(&height).as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
     }
 }

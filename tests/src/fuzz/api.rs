@@ -49,6 +49,7 @@ impl ApiHarness {
             node: Arc::new(node),
             operator_token: Some(OPERATOR_TOKEN.to_owned()),
             anchorer: None,
+            proving_queue: None,
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
