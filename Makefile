@@ -79,6 +79,14 @@ ANCHOR_ARGS ?=
 bench-anchor:
 	$(CARGO) run --release -p veil-bench -- anchor $(ANCHOR_ARGS)
 
+# Proving on many machines: one node and 1, then 2, `veil prover-worker --threads 1` through a
+# throwaway PostgreSQL (scripts/postgres.sh), B = 4, D = 32 under a steady deposit load: transfers
+# proven per second, the 2/1 ratio, the queue's overhead per job, and the workers needed for
+# 10/100/1,000 transfers/s at B = 16, D = 32; target/bench/scale.md (minutes).
+SCALE_ARGS ?=
+bench-scale: build
+	$(CARGO) run --release -p veil-bench -- scale $(SCALE_ARGS)
+
 # libFuzzer on every decoder a stranger can reach (fuzz/, needs `cargo install cargo-fuzz`),
 # FUZZ_SECONDS per target, one target after another: writes the seed corpora (fuzz/corpus, made
 # by the code and fixtures/data), then runs each target and prints libFuzzer's final stats (inputs

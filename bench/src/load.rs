@@ -30,7 +30,7 @@ use veil_wire::TransferRequest;
 use crate::machine::Machine;
 
 /// Bearer token of the benchmark node's operator endpoints.
-const TOKEN: &str = "veil-bench-operator";
+pub(crate) const TOKEN: &str = "veil-bench-operator";
 /// Value of every funded note.
 const NOTE_VALUE: u64 = 1_000;
 
@@ -478,7 +478,7 @@ async fn measure(args: &Args, node: &NodeProcess, proving: bool) -> Result<RunRe
     })
 }
 
-fn rng_for(seed: u64, i: u64) -> ChaCha20Rng {
+pub(crate) fn rng_for(seed: u64, i: u64) -> ChaCha20Rng {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     rng.set_stream(i);
     rng
@@ -506,6 +506,11 @@ fn deposit(to: &SpendingKey, rng: &mut ChaCha20Rng) -> Transfer {
         },
         rng,
     )
+}
+
+/// The request body of a fresh operator deposit to `to` (`veil-bench scale`'s load).
+pub(crate) fn deposit_body(to: &SpendingKey, rng: &mut ChaCha20Rng) -> Result<Vec<u8>> {
+    body(&deposit(to, rng))
 }
 
 fn body(t: &Transfer) -> Result<Vec<u8>> {

@@ -13,6 +13,7 @@ mod load;
 mod machine;
 mod measure;
 mod msm;
+mod scale;
 mod synth;
 mod table;
 
@@ -55,6 +56,9 @@ enum Command {
     Msm(msm::Args),
     /// Anchor packages on regtest Bitcoin Core: vbytes and sats per transfer (`make bench-anchor`).
     Anchor(anchor::Args),
+    /// Proving on many machines: transfers proven per second with 1 and 2 prover workers
+    /// through the PostgreSQL job queue, the queue's overhead, and an extrapolation.
+    Scale(scale::Args),
     /// Witness synthesis alone, repeated (profiling).
     #[command(hide = true)]
     Synth(synth::Args),
@@ -223,6 +227,7 @@ fn main() {
         Command::LoadNode(args) => load::run_node(args),
         Command::Msm(args) => msm::run(args),
         Command::Anchor(args) => anchor::run(args),
+        Command::Scale(args) => scale::run(args),
         Command::Synth(args) => synth::run(args),
     };
     if let Err(e) = result {

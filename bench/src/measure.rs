@@ -182,7 +182,7 @@ fn measure(args: &Args) -> Result<Measurement> {
 }
 
 /// Constraints of `shape` from a setup-mode synthesis, as `veil circuit-info` counts them.
-fn count_constraints(shape: BatchShape) -> Result<usize> {
+pub(crate) fn count_constraints(shape: BatchShape) -> Result<usize> {
     let cs = ConstraintSystem::<Fr>::new_ref();
     cs.set_mode(SynthesisMode::Setup);
     let breakdown = BatchCircuit::blank(shape)

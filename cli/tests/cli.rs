@@ -315,3 +315,43 @@ fn prove_with_wrong_shape_key_fails_cleanly() {
     );
     assert!(!dir.path().join("proof.json").exists());
 }
+
+#[test]
+fn job_queue_commands_refuse_bad_input_in_one_line() {
+    let no_url = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["jobs", "status"])
+        .env_remove("VEIL_DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let err = assert_bad_input(&no_url);
+    assert!(err.contains("VEIL_DATABASE_URL"), "{err}");
+    let err = assert_bad_input(&veil(&[
+        "jobs",
+        "status",
+        "--database-url",
+        "postgres://veil:hunter2@db:notaport/veil",
+    ]));
+    assert!(err.contains("invalid database URL"), "{err}");
+    assert!(!err.contains("hunter2"), "the password leaked: {err}");
+    // Nothing listens on port 1: a clear connection error, not a hang or a panic.
+    let err = assert_bad_input(&veil(&[
+        "jobs",
+        "status",
+        "--database-url",
+        "postgres://veil@127.0.0.1:1/veil",
+    ]));
+    assert!(err.contains("database"), "{err}");
+    let err = assert_bad_input(&veil(&[
+        "prover-worker",
+        "--database-url",
+        "postgres://veil@127.0.0.1:1/veil",
+        "--keys-dir",
+        "/nonexistent-veil-keys",
+        "--batch-size",
+        "1",
+        "--depth",
+        "8",
+    ]));
+    assert!(err.contains("pk-B1-D8.bin is missing"), "{err}");
+}
