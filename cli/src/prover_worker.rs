@@ -173,6 +173,8 @@ struct Worker {
     heartbeat: Duration,
     hold: Option<Duration>,
     corrupt: bool,
+    /// The job being proven.
+    lease: std::sync::Mutex<Option<Lease>>,
 }
 
 /// Runs the worker until Ctrl-C (or `--max-jobs`).
@@ -222,18 +224,36 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
         heartbeat: Duration::from_millis(args.heartbeat_ms),
         hold: args.hold_ms.map(Duration::from_millis),
         corrupt: args.corrupt_proofs,
+        lease: std::sync::Mutex::new(None),
     };
     runtime.block_on(async move {
         if let Some(addr) = args.listen {
             serve(addr, worker.metrics.clone(), worker.name.clone()).await?;
         }
-        tokio::select! {
+        let result = tokio::select! {
             r = worker.run(args.max_jobs) => r,
             _ = shutdown_signal() => {
                 tracing::info!("stopping");
                 Ok(())
             }
+        };
+        // Give a job in progress back untried rather than let it wait for the heartbeat
+        // timeout.
+        let current = worker
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(lease) = current {
+            match tokio::time::timeout(Duration::from_secs(3), worker.queue.release(lease)).await {
+                Ok(Ok(true)) => tracing::info!(job = lease.id, "job given back to the queue"),
+                _ => tracing::warn!(
+                    job = lease.id,
+                    "could not give the job back; it returns after the heartbeat timeout"
+                ),
+            }
         }
+        result
     })?;
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -349,6 +369,7 @@ impl Worker {
         let (lease, n) = (job.lease, job.batch);
         tracing::info!(batch = n, attempt = job.attempt, "claimed");
         self.metrics.current.store(n as i64, Ordering::Relaxed);
+        *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease);
         let lost = Arc::new(AtomicBool::new(false));
         let heartbeat = tokio::spawn(heartbeat(
             self.queue.clone(),
@@ -390,6 +411,7 @@ impl Worker {
             }
         };
         heartbeat.abort();
+        *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.metrics.current.store(-1, Ordering::Relaxed);
         if outcome && proved.is_ok() {
             self.metrics.proven.fetch_add(1, Ordering::Relaxed);

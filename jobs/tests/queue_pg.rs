@@ -78,9 +78,14 @@ async fn a_jobs_life_on_a_real_postgres() {
         Some(JobState::Failed)
     );
 
+    // A worker shutting down gives its job back untried; the next claim is attempt 1 again.
+    let c = worker.claim("w2", 2, 8, VK).await.unwrap().unwrap();
+    assert_eq!((c.batch, c.attempt), (2, 1));
+    assert!(worker.release(c.lease).await.unwrap());
+    assert!(!worker.heartbeat(c.lease).await.unwrap());
     // The third job fails on its worker twice: failed, with its error.
     let c = worker.claim("w2", 2, 8, VK).await.unwrap().unwrap();
-    assert_eq!(c.batch, 2);
+    assert_eq!((c.batch, c.attempt), (2, 1));
     assert_eq!(
         worker.fail(c.lease, "boom 1").await.unwrap(),
         Some(JobState::Queued)
@@ -98,6 +103,20 @@ async fn a_jobs_life_on_a_real_postgres() {
     assert_eq!(status.failed[1].error, "boom 2");
     assert_eq!(status.workers.len(), 1);
     assert_eq!(status.workers[0].worker, "w1");
+    // A done job keeps its proof, not its witness.
+    let (raw, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = raw
+        .query_one(
+            "SELECT octet_length(witness), proof FROM veil_proving_jobs WHERE batch = 0",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 0);
+    assert_eq!(row.get::<_, Vec<u8>>(1), b"proof-0");
 
     // Re-enqueued by a restarted node: failed jobs get fresh attempts; a done job whose proof
     // the node lost goes back to proven; a new witness starts over.

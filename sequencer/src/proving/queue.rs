@@ -29,6 +29,8 @@ use crate::node::{Node, NodeError};
 
 /// How often the node looks at the queue when no notification wakes it.
 const POLL: Duration = Duration::from_secs(1);
+/// How often the queue's status (for `/metrics`) is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(3);
 
 /// What the node's `/metrics` shows of the queue.
 #[derive(Default)]
@@ -185,6 +187,8 @@ struct QueueProver {
     metrics: Arc<QueueMetrics>,
     /// Batches this process queued (each once per run; a restart queues them all again).
     queued: BTreeSet<u64>,
+    /// When the status was last refreshed.
+    status_at: Option<std::time::Instant>,
 }
 
 /// Runs the node's side of the job queue until `shutdown` turns true.
@@ -218,6 +222,7 @@ pub async fn run_queue_prover(
         config,
         metrics,
         queued: BTreeSet::new(),
+        status_at: None,
     };
     let mut backoff = Backoff::default();
     loop {
@@ -233,6 +238,9 @@ pub async fn run_queue_prover(
             Err(PassError::Node(e)) => return Err(e),
             Err(PassError::Queue(e)) => {
                 p.metrics.connected.store(false, Ordering::Relaxed);
+                // The database may come back empty (a new cluster): queue everything again
+                // (queueing is idempotent).
+                p.queued.clear();
                 let delay = backoff.next_delay();
                 tracing::warn!(
                     error = %e,
@@ -342,12 +350,16 @@ impl QueueProver {
         // Forget queued batches that are proven now.
         let proven = self.node.state_view().proven_height;
         self.queued = self.queued.split_off(&proven);
-        let status = self.queue.status().await?;
-        *self
-            .metrics
-            .status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(status);
+        // The status aggregates the whole table: every few seconds is enough for /metrics.
+        if self.status_at.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
+            let status = self.queue.status().await?;
+            *self
+                .metrics
+                .status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(status);
+            self.status_at = Some(std::time::Instant::now());
+        }
         Ok(())
     }
 }
