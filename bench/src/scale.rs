@@ -317,7 +317,9 @@ async fn witness_kib(url: &str) -> Result<f64> {
     tokio::spawn(conn);
     let r = c
         .query_one(
-            "SELECT COALESCE(avg(octet_length(witness)), 0)::float8 FROM veil_proving_jobs",
+            // Done jobs have dropped theirs.
+            "SELECT COALESCE(avg(octet_length(witness)), 0)::float8 FROM veil_proving_jobs
+             WHERE state <> 'done'",
             &[],
         )
         .await?;
@@ -445,7 +447,8 @@ async fn measure(args: &Args, veil: &Path, keys: &Path, url: &str, n: usize) -> 
         for w in &mut workers {
             w.check_running("veil prover-worker")?;
         }
-        let done = completions(url).await?.len();
+        // The node creates the table once it has loaded its key: until then, nothing is done.
+        let done = completions(url).await.map(|c| c.len()).unwrap_or(0);
         if done >= n {
             break;
         }

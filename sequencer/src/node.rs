@@ -935,14 +935,14 @@ impl Node {
         Ok(true)
     }
 
-    /// Witnesses of every sealed batch without a proof, lowest first.
-    pub fn unproven_batches(&self) -> Vec<(u64, BuiltBatch)> {
-        let inner = self.lock();
-        inner
-            .unproven
-            .iter()
-            .map(|(n, b)| (*n, b.clone()))
-            .collect()
+    /// Numbers of the sealed batches without a proof, lowest first.
+    pub fn unproven_numbers(&self) -> Vec<u64> {
+        self.lock().unproven.keys().copied().collect()
+    }
+
+    /// Sealed batch `n`'s witness, if it still waits for its proof.
+    pub fn unproven_batch(&self, n: u64) -> Option<BuiltBatch> {
+        self.lock().unproven.get(&n).cloned()
     }
 
     /// Public inputs of sealed batch `n` if it still waits for its proof.

@@ -263,10 +263,13 @@ impl QueueProver {
     /// refreshes the metrics.
     async fn pass(&mut self) -> Result<(), PassError> {
         let shape = self.node.shape();
-        for (n, built) in self.node.unproven_batches() {
+        for n in self.node.unproven_numbers() {
             if self.queued.contains(&n) {
                 continue;
             }
+            let Some(built) = self.node.unproven_batch(n) else {
+                continue;
+            };
             let file = BatchFile::from_built(&built, true)
                 .map_err(|e| NodeError::Task(format!("batch {n}'s witness file: {e}")))?;
             let witness = file.to_json();
