@@ -90,6 +90,17 @@ struct Extrapolated {
 struct Proc(Child);
 
 impl Proc {
+    /// Starts `cmd` quietly (warnings only; stderr kept for [`Proc::check_running`]).
+    fn spawn(cmd: &mut Process, what: &str) -> Result<Proc> {
+        let child = cmd
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        Ok(Proc(child))
+    }
+
     fn peak_rss_mib(&self) -> f64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
@@ -352,7 +363,7 @@ async fn measure(args: &Args, veil: &Path, keys: &Path, url: &str, n: usize) -> 
     let data = tempfile::Builder::new().prefix("veil-scale-").tempdir()?;
     let port = free_port()?;
     let shape = args.shape;
-    let mut node = Proc(
+    let mut node = Proc::spawn(
         Process::new(veil)
             .args(["node", "--data-dir"])
             .arg(data.path().join("data"))
@@ -370,13 +381,9 @@ async fn measure(args: &Args, veil: &Path, keys: &Path, url: &str, n: usize) -> 
                 "--database-url",
                 url,
             ])
-            .env("VEIL_OPERATOR_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting veil node")?,
-    );
+            .env("VEIL_OPERATOR_TOKEN", TOKEN),
+        "veil node",
+    )?;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let start = Instant::now();
@@ -393,7 +400,7 @@ async fn measure(args: &Args, veil: &Path, keys: &Path, url: &str, n: usize) -> 
     for i in 0..n {
         let wport = free_port()?;
         ports.push(wport);
-        workers.push(Proc(
+        workers.push(Proc::spawn(
             Process::new(veil)
                 .args(["prover-worker", "--database-url", url, "--keys-dir"])
                 .arg(keys)
@@ -410,13 +417,9 @@ async fn measure(args: &Args, veil: &Path, keys: &Path, url: &str, n: usize) -> 
                     &args.heartbeat_ms.to_string(),
                     "--listen",
                     &format!("127.0.0.1:{wport}"),
-                ])
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .context("starting veil prover-worker")?,
-        ));
+                ]),
+            "veil prover-worker",
+        )?);
     }
     // The submission load: one deposit every 1/rate s, pre-built.
     let total = (args.rate * (args.seconds as f64 + 240.0)).ceil() as u64;

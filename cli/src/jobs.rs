@@ -3,7 +3,7 @@
 //! running job with its worker, attempt and age; each failed job with its last error; and what
 //! each worker proved. `--json` for machines.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use veil_jobs::{JobQueue, JobState};
 
 /// `veil jobs ...`.
@@ -27,11 +27,7 @@ pub struct StatusArgs {
 /// Runs a `veil jobs` command.
 pub fn run(cmd: Command) -> Result<std::process::ExitCode> {
     let Command::Status(args) = cmd;
-    let url = match args.database_url {
-        Some(u) => u,
-        None => std::env::var("VEIL_DATABASE_URL")
-            .context("no --database-url given and VEIL_DATABASE_URL is not set")?,
-    };
+    let url = crate::util::database_url(args.database_url)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -217,7 +217,9 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
         let vk_path = config
             .keys_dir
             .join(keys::key_file_name(KeyKind::Verifying, shape));
-        let vk = keys::read_verifying_key(&vk_path, shape, &keys::shape_hash(shape))?;
+        let shape_hash = keys::shape_hash(shape);
+        let vk = keys::read_verifying_key(&vk_path, shape, &shape_hash)?;
+        let vk_id = keys::vk_sha256_of(&vk, shape, shape_hash);
         eprintln!(
             "veil node: {shape}, proving by workers through {}, listening on http://{}, data in {}",
             veil_jobs::redact_url(url),
@@ -226,7 +228,10 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
         );
         runtime.block_on(veil_sequencer::run_with(
             config,
-            Some(veil_sequencer::ProverSetup::Queue(Box::new(vk))),
+            Some(veil_sequencer::ProverSetup::Queue {
+                vk: Box::new(vk),
+                vk_id,
+            }),
             async {
                 let _ = tokio::signal::ctrl_c().await;
             },

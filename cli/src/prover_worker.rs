@@ -23,6 +23,7 @@ use veil_circuits::batch::file::BatchFile;
 use veil_circuits::batch::BatchShape;
 use veil_jobs::{Backoff, ClaimedJob, JobQueue, Lease, CHANNEL_JOBS};
 use veil_prover::Prover;
+use veil_sequencer::prometheus::{label_value, write_family};
 
 use crate::util;
 
@@ -93,40 +94,36 @@ impl WorkerMetrics {
     }
 
     fn render(&self, worker: &str) -> String {
-        use std::fmt::Write;
         let mut s = String::new();
-        let l = format!("{{worker=\"{}\"}}", worker.replace(['"', '\\', '\n'], "_"));
-        let secs = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e6;
-        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let l = format!("worker=\"{}\"", label_value(worker));
+        let secs = |a: &AtomicU64| format!("{:.6}", a.load(Ordering::Relaxed) as f64 / 1e6);
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
         let mut m = |name: &str, kind: &str, help: &str, v: String| {
-            let _ = writeln!(
-                s,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{l} {v}"
-            );
+            write_family(&mut s, name, kind, help, [(&l, v)]);
         };
         m(
             "veil_worker_jobs_proven_total",
             "counter",
             "Proofs written back.",
-            n(&self.proven).to_string(),
+            n(&self.proven),
         );
         m(
             "veil_worker_jobs_failed_total",
             "counter",
             "Jobs whose proving failed.",
-            n(&self.failed).to_string(),
+            n(&self.failed),
         );
         m(
             "veil_worker_jobs_lost_total",
             "counter",
             "Jobs taken back by the queue before the proof was written.",
-            n(&self.lost).to_string(),
+            n(&self.lost),
         );
         m(
             "veil_worker_prove_seconds_total",
             "counter",
             "Seconds spent proving.",
-            format!("{:.6}", secs(&self.prove_us)),
+            secs(&self.prove_us),
         );
         for (op, count, sum) in [
             ("claim", &self.claims, &self.claim_us),
@@ -137,13 +134,13 @@ impl WorkerMetrics {
                 &format!("veil_worker_queue_{op}_total"),
                 "counter",
                 &format!("Successful {op} statements."),
-                n(count).to_string(),
+                n(count),
             );
             m(
                 &format!("veil_worker_queue_{op}_seconds_total"),
                 "counter",
                 &format!("Seconds spent in {op} statements (the queue's overhead)."),
-                format!("{:.6}", secs(sum)),
+                secs(sum),
             );
         }
         m(
@@ -179,11 +176,7 @@ struct Worker {
 
 /// Runs the worker until Ctrl-C (or `--max-jobs`).
 pub fn run(args: Args) -> Result<std::process::ExitCode> {
-    let url = match &args.database_url {
-        Some(u) => u.clone(),
-        None => std::env::var("VEIL_DATABASE_URL")
-            .context("no --database-url given and VEIL_DATABASE_URL is not set")?,
-    };
+    let url = util::database_url(args.database_url.clone())?;
     let shape = util::shape(args.batch_size, args.depth)?;
     if args.heartbeat_ms == 0 {
         anyhow::bail!("--heartbeat-ms must be at least 1");

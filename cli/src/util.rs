@@ -150,3 +150,12 @@ pub fn ensure_keys(keys_dir: &Path, shape: BatchShape, dev_keys: Option<u64>) ->
     bar.finish_with_message(format!("dev keys written to {}", keys_dir.display()));
     Ok(pk_path)
 }
+
+/// The job queue's URL: `flag`, else `VEIL_DATABASE_URL`.
+pub fn database_url(flag: Option<String>) -> Result<String> {
+    match flag {
+        Some(url) => Ok(url),
+        None => std::env::var("VEIL_DATABASE_URL")
+            .context("no --database-url given and VEIL_DATABASE_URL is not set"),
+    }
+}

@@ -582,15 +582,12 @@ fn metrics_response(
     anchorer: Option<&crate::anchoring::Anchorer>,
     proving_queue: Option<&crate::proving::queue::QueueMetrics>,
 ) -> Response {
-    use std::fmt::Write;
+    use crate::prometheus::{write_family, write_metric};
     let v = node.state_view();
     let m = &node.metrics;
     let mut s = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(
-            s,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+        write_metric(&mut s, name, kind, help, value)
     };
     metric(
         "veil_transfers_accepted_total",
@@ -698,14 +695,15 @@ fn metrics_response(
         "Seconds spent proving batches.",
         format!("{:.6}", m.proving_seconds()),
     );
-    let _ = writeln!(
-        s,
-        "# HELP veil_transfers_rejected_total Submissions refused, by error code.\n\
-         # TYPE veil_transfers_rejected_total counter"
+    write_family(
+        &mut s,
+        "veil_transfers_rejected_total",
+        "counter",
+        "Submissions refused, by error code.",
+        m.rejections()
+            .into_iter()
+            .map(|(code, n)| (format!("code=\"{code}\""), n)),
     );
-    for (code, n) in m.rejections() {
-        let _ = writeln!(s, "veil_transfers_rejected_total{{code=\"{code}\"}} {n}");
-    }
     if let Some(q) = proving_queue {
         q.render(&mut s);
     }

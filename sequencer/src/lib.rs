@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod http_edge;
 pub mod node;
+pub mod prometheus;
 pub mod proving;
 pub mod restore;
 pub mod store;
@@ -75,8 +76,13 @@ pub enum ProverSetup {
     /// In this process, with this proving key.
     Local(Box<ProvingKey<Bn254>>),
     /// By prover workers through the `[proving]` job queue; the node verifies their proofs
-    /// with this verifying key.
-    Queue(Box<VerifyingKey<Bn254>>),
+    /// with this verifying key, whose identity (`keys::vk_sha256_of`) names the jobs.
+    Queue {
+        /// The verifying key.
+        vk: Box<VerifyingKey<Bn254>>,
+        /// Its identity, computed where the key was read (that needs the circuit's shape hash).
+        vk_id: String,
+    },
 }
 
 /// Opens the node in `config.data_dir`, binds the API on `config.listen` and spawns the sealer
@@ -127,7 +133,7 @@ pub async fn start_with(
         operator_token: config.operator_token.clone(),
         anchorer: anchorer.clone(),
         proving_queue: match &prover {
-            Some(ProverSetup::Queue(_)) if config.prove => Some(Default::default()),
+            Some(ProverSetup::Queue { .. }) if config.prove => Some(Default::default()),
             _ => None,
         },
     });
@@ -161,13 +167,16 @@ pub async fn start_with(
             Arc::new(*pk),
             rx,
         ))),
-        Some(ProverSetup::Queue(vk)) => tasks.push(tokio::spawn(proving::queue::run_queue_prover(
-            node.clone(),
-            *vk,
-            config.proving.clone(),
-            queue_metrics.unwrap_or_default(),
-            rx,
-        ))),
+        Some(ProverSetup::Queue { vk, vk_id }) => {
+            tasks.push(tokio::spawn(proving::queue::run_queue_prover(
+                node.clone(),
+                *vk,
+                vk_id,
+                config.proving.clone(),
+                queue_metrics.unwrap_or_default(),
+                rx,
+            )))
+        }
         None => tracing::warn!("no proving key: batches are sealed but not proven"),
     }
     tracing::info!(%addr, %shape, "sequencer listening");

@@ -21,11 +21,13 @@ use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, VerifyingKey};
 use ark_serialize::CanonicalDeserialize;
 use tokio::sync::watch;
 use veil_circuits::batch::file::BatchFile;
-use veil_jobs::{Backoff, JobQueue, JobState, NewJob, QueueError, QueueStatus, CHANNEL_PROOFS};
-use veil_prover::keys;
+use veil_jobs::{
+    Backoff, JobQueue, JobState, NewJob, QueueError, QueueStatus, WorkerStats, CHANNEL_PROOFS,
+};
 
 use crate::config::ProvingConfig;
 use crate::node::{Node, NodeError};
+use crate::prometheus::{label_value, write_family, write_metric};
 
 /// How often the node looks at the queue when no notification wakes it.
 const POLL: Duration = Duration::from_secs(1);
@@ -45,73 +47,76 @@ pub struct QueueMetrics {
 impl QueueMetrics {
     /// Appends the queue's metrics in Prometheus' text format.
     pub fn render(&self, s: &mut String) {
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                s,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        let up = self.connected.load(Ordering::Relaxed) as u8;
-        metric(
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        write_metric(
+            s,
             "veil_proving_queue_up",
             "gauge",
             "1 when the node's last pass over the job queue reached PostgreSQL.",
-            up.to_string(),
+            self.connected.load(Ordering::Relaxed) as u8,
         );
-        metric(
+        write_metric(
+            s,
             "veil_proving_proofs_accepted_total",
             "counter",
             "Worker proofs the node verified and stored.",
-            self.accepted.load(Ordering::Relaxed).to_string(),
+            n(&self.accepted),
         );
-        metric(
+        write_metric(
+            s,
             "veil_proving_proofs_rejected_total",
             "counter",
             "Worker proofs that failed the node's verification (their jobs were queued again).",
-            self.rejected.load(Ordering::Relaxed).to_string(),
+            n(&self.rejected),
         );
-        metric(
+        write_metric(
+            s,
             "veil_proving_jobs_reaped_total",
             "counter",
             "Jobs returned to the queue because their worker stopped heartbeating.",
-            self.reaped.load(Ordering::Relaxed).to_string(),
+            n(&self.reaped),
         );
         let status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         let Some(status) = status.as_ref() else {
             return;
         };
-        let _ = writeln!(
+        write_family(
             s,
-            "# HELP veil_proving_queue_jobs Proving jobs by shape and state.\n\
-             # TYPE veil_proving_queue_jobs gauge"
+            "veil_proving_queue_jobs",
+            "gauge",
+            "Proving jobs by shape and state.",
+            status.shapes.iter().flat_map(|c| {
+                [
+                    (JobState::Queued, c.queued),
+                    (JobState::Running, c.running),
+                    (JobState::Proven, c.proven),
+                    (JobState::Done, c.done),
+                    (JobState::Failed, c.failed),
+                ]
+                .map(|(state, count)| {
+                    let shape = format!("B{}-D{}", c.batch_size, c.depth);
+                    (
+                        format!("shape=\"{shape}\",state=\"{}\"", state.as_str()),
+                        count,
+                    )
+                })
+            }),
         );
-        for c in &status.shapes {
-            for (state, n) in [
-                (JobState::Queued, c.queued),
-                (JobState::Running, c.running),
-                (JobState::Proven, c.proven),
-                (JobState::Done, c.done),
-                (JobState::Failed, c.failed),
-            ] {
-                let _ = writeln!(
-                    s,
-                    "veil_proving_queue_jobs{{shape=\"B{}-D{}\",state=\"{}\"}} {n}",
-                    c.batch_size,
-                    c.depth,
-                    state.as_str()
-                );
-            }
-        }
-        let _ = writeln!(
+        write_metric(
             s,
-            "# HELP veil_proving_queue_depth Jobs waiting for a worker.\n\
-             # TYPE veil_proving_queue_depth gauge\nveil_proving_queue_depth {}\n\
-             # HELP veil_proving_queue_oldest_seconds Age of the oldest queued job.\n\
-             # TYPE veil_proving_queue_oldest_seconds gauge\n\
-             veil_proving_queue_oldest_seconds {:.3}",
+            "veil_proving_queue_depth",
+            "gauge",
+            "Jobs waiting for a worker.",
             status.total(JobState::Queued),
-            status.oldest_queued_s
         );
+        write_metric(
+            s,
+            "veil_proving_queue_oldest_seconds",
+            "gauge",
+            "Age of the oldest queued job.",
+            format!("{:.3}", status.oldest_queued_s),
+        );
+        // A summary's series carry suffixes, not labels.
         let _ = writeln!(
             s,
             "# HELP veil_proving_job_latency_seconds From a batch's job queued to its proof \
@@ -121,40 +126,28 @@ impl QueueMetrics {
             status.latency_ms_sum / 1e3,
             status.latency_count
         );
-        let _ = writeln!(
+        let worker = |w: &WorkerStats| format!("worker=\"{}\"", label_value(&w.worker));
+        write_family(
             s,
-            "# HELP veil_proving_worker_jobs_total Jobs proven, per worker.\n\
-             # TYPE veil_proving_worker_jobs_total counter"
+            "veil_proving_worker_jobs_total",
+            "counter",
+            "Jobs proven, per worker.",
+            status
+                .workers
+                .iter()
+                .map(|w| (worker(w), w.jobs.to_string())),
         );
-        for w in &status.workers {
-            let _ = writeln!(
-                s,
-                "veil_proving_worker_jobs_total{{worker=\"{}\"}} {}",
-                label(&w.worker),
-                w.jobs
-            );
-        }
-        let _ = writeln!(
+        write_family(
             s,
-            "# HELP veil_proving_worker_seconds_total Proving seconds, per worker.\n\
-             # TYPE veil_proving_worker_seconds_total counter"
+            "veil_proving_worker_seconds_total",
+            "counter",
+            "Proving seconds, per worker.",
+            status
+                .workers
+                .iter()
+                .map(|w| (worker(w), format!("{:.3}", w.prove_ms as f64 / 1e3))),
         );
-        for w in &status.workers {
-            let _ = writeln!(
-                s,
-                "veil_proving_worker_seconds_total{{worker=\"{}\"}} {:.3}",
-                label(&w.worker),
-                w.prove_ms as f64 / 1e3
-            );
-        }
     }
-}
-
-/// A Prometheus label value: quotes, backslashes and newlines escaped.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Why a pass stopped.
@@ -195,6 +188,7 @@ struct QueueProver {
 pub async fn run_queue_prover(
     node: Arc<Node>,
     vk: VerifyingKey<Bn254>,
+    vk_id: String,
     config: ProvingConfig,
     metrics: Arc<QueueMetrics>,
     mut shutdown: watch::Receiver<bool>,
@@ -205,14 +199,6 @@ pub async fn run_queue_prover(
         .ok_or_else(|| NodeError::Config("proving.database_url is not set".into()))?;
     let queue = JobQueue::new(&url, &[CHANNEL_PROOFS])
         .map_err(|e| NodeError::Config(format!("proving.database_url: {e}")))?;
-    let shape = node.shape();
-    // The shape hash synthesises the circuit once: off the async threads.
-    let vk2 = vk.clone();
-    let vk_id = tokio::task::spawn_blocking(move || {
-        keys::vk_sha256_of(&vk2, shape, keys::shape_hash(shape))
-    })
-    .await
-    .map_err(|e| NodeError::Task(e.to_string()))?;
     tracing::info!(url = %queue.url(), %vk_id, "proving through the job queue");
     let mut p = QueueProver {
         node,
