@@ -16,6 +16,10 @@ pub mod state;
 pub mod transfer;
 pub mod tree;
 
+/// SHA-256 of this build's circuit sources and `Cargo.lock` (see `build.rs`): caches of the
+/// synthesised constraint system are keyed by it.
+pub const SOURCE_SHA256: &str = env!("VEIL_CIRCUIT_SOURCE_SHA256");
+
 pub use ark_bn254::Fr;
 pub use batch::{
     build_batch, build_batch_unchecked, BatchCircuit, BatchPublicInputs, BatchShape, BuiltBatch,

@@ -63,7 +63,8 @@ fn info(args: Args) -> Result<std::process::ExitCode> {
         KeyKind::Proving => None,
     };
     let pb = util::spinner(format!("synthesising the {shape} circuit"));
-    let matrices = keys::constraint_matrices(shape);
+    let dir = args.file.parent().unwrap_or(std::path::Path::new("."));
+    let r1cs = veil_prover::r1cs::R1cs::cached(dir, shape);
     pb.finish_and_clear();
     let info = Info {
         file: args.file.display().to_string(),
@@ -76,9 +77,9 @@ fn info(args: Args) -> Result<std::process::ExitCode> {
         depth: header.depth,
         file_bytes,
         shape_hash: hex::encode(header.shape_hash),
-        shape_hash_matches_build: keys::matrices_hash(&matrices) == header.shape_hash,
-        constraints: matrices.num_constraints,
-        public_inputs: matrices.num_instance_variables - 1,
+        shape_hash_matches_build: r1cs.hash() == header.shape_hash,
+        constraints: r1cs.num_constraints(),
+        public_inputs: r1cs.num_instance_variables() - 1,
         vk_sha256,
     };
     if args.json {

@@ -217,7 +217,7 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
         let vk_path = config
             .keys_dir
             .join(keys::key_file_name(KeyKind::Verifying, shape));
-        let shape_hash = keys::shape_hash(shape);
+        let shape_hash = keys::shape_hash_cached(&config.keys_dir, shape);
         let vk = keys::read_verifying_key(&vk_path, shape, &shape_hash)?;
         let vk_id = keys::vk_sha256_of(&vk, shape, shape_hash);
         eprintln!(
@@ -239,15 +239,19 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let bar = util::spinner(format!("loading {}", pk_path.display()));
-    let pk = keys::read_proving_key(&pk_path, shape, &keys::shape_hash(shape))?;
+    let prover = veil_prover::Prover::load(&pk_path, shape)?;
     bar.finish_and_clear();
     eprintln!(
         "veil node: {shape}, listening on http://{}, data in {}",
         config.listen,
         config.data_dir.display()
     );
-    runtime.block_on(veil_sequencer::run(config, Some(pk), async {
-        let _ = tokio::signal::ctrl_c().await;
-    }))?;
+    runtime.block_on(veil_sequencer::run_with(
+        config,
+        Some(veil_sequencer::ProverSetup::Loaded(Box::new(prover))),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    ))?;
     Ok(std::process::ExitCode::SUCCESS)
 }

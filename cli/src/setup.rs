@@ -79,7 +79,11 @@ fn write_keys<R: RngCore + CryptoRng>(
     vk_path: &std::path::Path,
 ) -> Result<String> {
     let pb = util::spinner(format!("synthesising the {shape} circuit"));
-    let shape_hash = keys::shape_hash(shape);
+    // Also writes the R1CS cache beside the keys, which spares the node and workers the synthesis.
+    let keys_dir = pk_path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(keys_dir)
+        .with_context(|| format!("creating {}", keys_dir.display()))?;
+    let shape_hash = keys::shape_hash_cached(keys_dir, shape);
     pb.set_message(format!("Groth16 setup of {shape}"));
     let (pk, vk) = veil_prover::setup(shape, rng).context("setup")?;
     pb.set_message("writing keys");

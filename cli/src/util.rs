@@ -143,7 +143,7 @@ pub fn ensure_keys(keys_dir: &Path, shape: BatchShape, dev_keys: Option<u64>) ->
     warn_dev_keys(seed);
     let bar = spinner(format!("generating dev keys for {shape} (one time)"));
     let (pk, vk) = veil_prover::setup(shape, &mut veil_prover::dev_rng(seed))?;
-    let hash = keys::shape_hash(shape);
+    let hash = keys::shape_hash_cached(keys_dir, shape);
     keys::write_key_file(&pk_path, keys::header(KeyKind::Proving, shape, hash), &pk)?;
     let vk_path = keys_dir.join(keys::key_file_name(KeyKind::Verifying, shape));
     keys::write_key_file(&vk_path, keys::header(KeyKind::Verifying, shape, hash), &vk)?;

@@ -88,7 +88,9 @@ pub fn create_proof(
             assignment,
         )?,
         Backend::Veil => {
-            let evaluations = qap::evaluate(matrices, assignment).map_err(|e| match e {
+            let r1cs = crate::r1cs::R1cs::from_matrices(matrices)
+                .map_err(|_| SynthesisError::PolynomialDegreeTooLarge)?;
+            let evaluations = qap::evaluate(&r1cs, assignment).map_err(|e| match e {
                 qap::EvaluationError::TooLarge(_) => SynthesisError::PolynomialDegreeTooLarge,
                 _ => SynthesisError::Unsatisfiable,
             })?;

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 
 use ark_bn254::{Bn254, Fr, G1Affine, G2Affine};
 use ark_ec::AffineRepr;
-use ark_ff::{BigInteger, PrimeField};
 use ark_groth16::{ProvingKey, VerifyingKey};
 use ark_relations::r1cs::{
     ConstraintMatrices, ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisMode,
@@ -27,6 +26,8 @@ use ark_serialize::{
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use veil_circuits::batch::{BatchCircuit, BatchShape};
+
+use crate::r1cs::R1cs;
 
 /// File magic.
 pub const KEY_MAGIC: &[u8; 8] = b"VEILKEY\0";
@@ -194,13 +195,20 @@ impl KeyHeader {
     }
 }
 
-/// SHA-256 of the constraint system of `shape`: counts, then every (row, column, coefficient) of
-/// A, B and C. Two builds agree on it exactly when their circuits are the same R1CS.
+/// SHA-256 of the constraint system of `shape` ([`R1cs::hash`]): counts, then every (row,
+/// column, coefficient) of A, B and C. Two builds agree on it exactly when their circuits are the
+/// same R1CS. Synthesises the circuit; [`shape_hash_cached`] reads it from a cache when it can.
 pub fn shape_hash(shape: BatchShape) -> [u8; 32] {
-    matrices_hash(&constraint_matrices(shape))
+    R1cs::synthesize(shape).hash()
 }
 
-/// The R1CS matrices of `shape`, synthesised in setup mode (as Groth16's setup does).
+/// [`shape_hash`] through the R1CS cache in `keys_dir` ([`R1cs::cached_hash`]).
+pub fn shape_hash_cached(keys_dir: &Path, shape: BatchShape) -> [u8; 32] {
+    R1cs::cached_hash(keys_dir, shape)
+}
+
+/// The R1CS matrices of `shape` in arkworks' form, synthesised in setup mode (as Groth16's
+/// setup does).
 pub fn constraint_matrices(shape: BatchShape) -> ConstraintMatrices<Fr> {
     let cs = ConstraintSystem::<Fr>::new_ref();
     cs.set_optimization_goal(OptimizationGoal::Constraints);
@@ -212,28 +220,11 @@ pub fn constraint_matrices(shape: BatchShape) -> ConstraintMatrices<Fr> {
     cs.to_matrices().expect("setup mode builds matrices")
 }
 
-/// [`shape_hash`] of already synthesised matrices.
+/// [`shape_hash`] of matrices in arkworks' form.
 pub fn matrices_hash(m: &ConstraintMatrices<Fr>) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"veil/r1cs-shape/v1");
-    for n in [
-        m.num_instance_variables,
-        m.num_witness_variables,
-        m.num_constraints,
-    ] {
-        h.update((n as u64).to_be_bytes());
-    }
-    for matrix in [&m.a, &m.b, &m.c] {
-        for (row, terms) in matrix.iter().enumerate() {
-            h.update((row as u64).to_be_bytes());
-            h.update((terms.len() as u64).to_be_bytes());
-            for (coeff, col) in terms {
-                h.update((*col as u64).to_be_bytes());
-                h.update(coeff.into_bigint().to_bytes_be());
-            }
-        }
-    }
-    h.finalize().into()
+    R1cs::from_matrices(m)
+        .expect("a constraint system with 32-bit indices")
+        .hash()
 }
 
 /// The file name of a key: `pk-B16-D32.bin`.

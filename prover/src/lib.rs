@@ -2,7 +2,8 @@
 //! randomness or a deterministic, clearly insecure dev seed, proving (one-off [`prove`] with
 //! stock ark-groth16, or a long-lived [`Prover`] holding its key, with Veil's witness map
 //! ([`qap`], [`fft`]) and MSMs ([`msm`]) and proofs bit-identical to ark-groth16's), key files
-//! ([`keys`]) and the proof encodings ([`proof`]).
+//! ([`keys`]), the circuit's compact R1CS and its cache ([`r1cs`]) and the proof encodings
+//! ([`proof`]).
 
 pub mod fft;
 pub mod groth16;
@@ -11,8 +12,9 @@ pub mod msm;
 pub mod proof;
 mod prover;
 pub mod qap;
+pub mod r1cs;
 
-pub use prover::{ProveReport, Prover, SynthesizedWitness};
+pub use prover::{assignment, ProveReport, Prover, SynthesizedWitness};
 
 use ark_bn254::Bn254;
 use ark_groth16::{Groth16, Proof, ProvingKey, VerifyingKey};
@@ -92,7 +94,7 @@ pub fn load_or_setup_dev_keys(
     let dir = dir.join(format!("dev-seed-{seed}"));
     let pk_path = dir.join(key_file_name(KeyKind::Proving, shape));
     let vk_path = dir.join(key_file_name(KeyKind::Verifying, shape));
-    let hash = keys::shape_hash(shape);
+    let hash = keys::shape_hash_cached(&dir, shape);
     if let (Ok(pk), Ok(vk)) = (
         keys::read_proving_key(&pk_path, shape, &hash),
         keys::read_verifying_key(&vk_path, shape, &hash),

@@ -1,6 +1,7 @@
 //! A long-lived [`Prover`] for one shape: the proving key is loaded once, the circuit's R1CS
-//! matrices are synthesised once (their hash is the shape hash the key file must carry), and each
-//! proof then synthesises only the witness assignment. Before the expensive FFTs and MSMs the
+//! matrices are synthesised once, or read from their cache beside the key ([`R1cs::cached`]),
+//! in the compact form of [`crate::r1cs`] (their hash is the shape hash the key file must
+//! carry), and each proof then synthesises only the witness assignment. Before the expensive FFTs and MSMs the
 //! assignment is checked against the matrices (in the same pass that evaluates the constraints
 //! for the witness map, [`crate::qap::evaluate`]), and every proof is checked against the key's
 //! own verifying key before it is returned, so a `Prover` never hands out a proof that does not
@@ -13,7 +14,7 @@ use ark_bn254::{Bn254, Fr};
 use ark_ff::UniformRand;
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey};
 use ark_relations::r1cs::{
-    ConstraintMatrices, ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisMode,
+    ConstraintSynthesizer, ConstraintSystem, OptimizationGoal, SynthesisMode,
 };
 use ark_snark::SNARK;
 use rand::{CryptoRng, RngCore};
@@ -22,6 +23,7 @@ use veil_circuits::batch::{BatchCircuit, BatchShape, BuiltBatch};
 use crate::groth16::{self, ProofTimings};
 use crate::keys::{self, KeyKind};
 use crate::qap;
+use crate::r1cs::R1cs;
 use crate::ProverError;
 
 /// How long each step of one [`Prover::prove_timed`] took.
@@ -69,7 +71,7 @@ pub struct Prover {
     shape_hash: [u8; 32],
     pk: ProvingKey<Bn254>,
     pvk: PreparedVerifyingKey<Bn254>,
-    matrices: ConstraintMatrices<Fr>,
+    r1cs: R1cs,
 }
 
 impl std::fmt::Debug for Prover {
@@ -77,48 +79,58 @@ impl std::fmt::Debug for Prover {
         f.debug_struct("Prover")
             .field("shape", &self.shape)
             .field("shape_hash", &hex::encode(self.shape_hash))
-            .field("constraints", &self.matrices.num_constraints)
+            .field("constraints", &self.r1cs.num_constraints())
             .finish_non_exhaustive()
     }
 }
 
 impl Prover {
     /// Loads the proving key at `path` for `shape`. The header's kind and `(B, D)` are checked
-    /// first; then the circuit is synthesised once and the key is refused unless it was made for
-    /// exactly this constraint system.
+    /// first; then the circuit's R1CS is read from its cache beside the key (or synthesised once
+    /// and cached there) and the key is refused unless it was made for exactly this constraint
+    /// system.
     pub fn load(path: &Path, shape: BatchShape) -> Result<Self, ProverError> {
         keys::expect_header(path, KeyKind::Proving, shape)?;
         let t = Instant::now();
-        let matrices = keys::constraint_matrices(shape);
-        let shape_hash = keys::matrices_hash(&matrices);
-        tracing::debug!(elapsed = ?t.elapsed(), "synthesised the circuit's matrices");
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let r1cs = R1cs::cached(dir, shape);
+        let shape_hash = r1cs.hash();
+        tracing::debug!(elapsed = ?t.elapsed(), "the circuit's matrices");
         let t = Instant::now();
         let pk = keys::read_proving_key(path, shape, &shape_hash)?;
         tracing::debug!(elapsed = ?t.elapsed(), "read the proving key");
-        Self::assemble(shape, shape_hash, pk, matrices)
+        Self::assemble(shape, shape_hash, pk, r1cs)
     }
 
     /// A prover for a proving key already in memory (e.g. fresh from [`crate::setup`]). The key's
-    /// dimensions must fit `shape`'s circuit.
+    /// dimensions must fit `shape`'s circuit, synthesised here.
     pub fn new(shape: BatchShape, pk: ProvingKey<Bn254>) -> Result<Self, ProverError> {
-        let matrices = keys::constraint_matrices(shape);
-        let shape_hash = keys::matrices_hash(&matrices);
-        Self::assemble(shape, shape_hash, pk, matrices)
+        Self::with_r1cs(shape, pk, R1cs::synthesize(shape))
+    }
+
+    /// A prover for a proving key in memory and `shape`'s R1CS (e.g. from [`R1cs::cached`]).
+    pub fn with_r1cs(
+        shape: BatchShape,
+        pk: ProvingKey<Bn254>,
+        r1cs: R1cs,
+    ) -> Result<Self, ProverError> {
+        let shape_hash = r1cs.hash();
+        Self::assemble(shape, shape_hash, pk, r1cs)
     }
 
     fn assemble(
         shape: BatchShape,
         shape_hash: [u8; 32],
         pk: ProvingKey<Bn254>,
-        matrices: ConstraintMatrices<Fr>,
+        r1cs: R1cs,
     ) -> Result<Self, ProverError> {
-        let vars = matrices.num_instance_variables + matrices.num_witness_variables;
-        if pk.a_query.len() != vars || pk.vk.gamma_abc_g1.len() != matrices.num_instance_variables {
+        let vars = r1cs.num_variables();
+        if pk.a_query.len() != vars || pk.vk.gamma_abc_g1.len() != r1cs.num_instance_variables() {
             return Err(ProverError::KeyMismatch(format!(
                 "the proving key has {} variables and {} public inputs, the {shape} circuit {vars} and {}",
                 pk.a_query.len(),
                 pk.vk.gamma_abc_g1.len().saturating_sub(1),
-                matrices.num_instance_variables - 1,
+                r1cs.num_instance_variables() - 1,
             )));
         }
         let pvk = ark_groth16::prepare_verifying_key(&pk.vk);
@@ -127,7 +139,7 @@ impl Prover {
             shape_hash,
             pk,
             pvk,
-            matrices,
+            r1cs,
         })
     }
 
@@ -143,7 +155,7 @@ impl Prover {
 
     /// Constraints of the circuit.
     pub fn num_constraints(&self) -> usize {
-        self.matrices.num_constraints
+        self.r1cs.num_constraints()
     }
 
     /// The proving key.
@@ -151,9 +163,9 @@ impl Prover {
         &self.pk
     }
 
-    /// The circuit's R1CS matrices.
-    pub fn matrices(&self) -> &ConstraintMatrices<Fr> {
-        &self.matrices
+    /// The circuit's R1CS.
+    pub fn r1cs(&self) -> &R1cs {
+        &self.r1cs
     }
 
     /// The verifying key inside the proving key.
@@ -209,7 +221,7 @@ impl Prover {
         tracing::debug!(elapsed = ?synthesis, "synthesised the witness");
 
         let t = Instant::now();
-        let evaluations = qap::evaluate(&self.matrices, &assignment).map_err(|e| match e {
+        let evaluations = qap::evaluate(&self.r1cs, &assignment).map_err(|e| match e {
             qap::EvaluationError::Unsatisfied(constraint) => {
                 ProverError::Unsatisfied { constraint }
             }
@@ -254,7 +266,7 @@ impl Prover {
             &self.pk,
             evaluations,
             &assignment,
-            self.matrices.num_instance_variables,
+            self.r1cs.num_instance_variables(),
             r,
             s,
         )?;
@@ -270,35 +282,20 @@ impl Prover {
         Ok((proof, report))
     }
 
-    /// The full assignment (one, public inputs, witness) of `circuit`, synthesised without
-    /// building matrices, checked to have this prover's dimensions.
+    /// The full assignment of `circuit` ([`assignment`]), checked to have this prover's
+    /// dimensions.
     fn assignment(&self, circuit: BatchCircuit) -> Result<Vec<Fr>, ProverError> {
-        let cs = ConstraintSystem::<Fr>::new_ref();
-        cs.set_optimization_goal(OptimizationGoal::Constraints);
-        cs.set_mode(SynthesisMode::Prove {
-            construct_matrices: false,
-        });
-        circuit.generate_constraints(cs.clone())?;
-        cs.finalize();
-        let cs = cs.borrow().expect("a constraint system, not `None`");
-        let m = &self.matrices;
-        if cs.num_instance_variables != m.num_instance_variables
-            || cs.num_witness_variables != m.num_witness_variables
-            || cs.num_constraints != m.num_constraints
-        {
+        let (z, constraints) = assignment(circuit)?;
+        let m = &self.r1cs;
+        if z.len() != m.num_variables() || constraints != m.num_constraints() {
             return Err(ProverError::KeyMismatch(format!(
-                "the witness synthesised {} constraints over {} variables, the key's circuit has {} over {}",
-                cs.num_constraints,
-                cs.num_instance_variables + cs.num_witness_variables,
-                m.num_constraints,
-                m.num_instance_variables + m.num_witness_variables,
+                "the witness synthesised {constraints} constraints over {} variables, the key's circuit has {} over {}",
+                z.len(),
+                m.num_constraints(),
+                m.num_variables(),
             )));
         }
-        Ok([
-            cs.instance_assignment.as_slice(),
-            cs.witness_assignment.as_slice(),
-        ]
-        .concat())
+        Ok(z)
     }
 
     /// Proves a built batch.
@@ -309,4 +306,24 @@ impl Prover {
     ) -> Result<Proof<Bn254>, ProverError> {
         self.prove(built.circuit(), rng)
     }
+}
+
+/// The full assignment of `circuit` (the constant one, the public inputs, then the witness, in
+/// the constraint system's order), synthesised without building matrices, and its number of
+/// constraints.
+pub fn assignment(circuit: BatchCircuit) -> Result<(Vec<Fr>, usize), ProverError> {
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_optimization_goal(OptimizationGoal::Constraints);
+    cs.set_mode(SynthesisMode::Prove {
+        construct_matrices: false,
+    });
+    circuit.generate_constraints(cs.clone())?;
+    cs.finalize();
+    let cs = cs.borrow().expect("a constraint system, not `None`");
+    let z = [
+        cs.instance_assignment.as_slice(),
+        cs.witness_assignment.as_slice(),
+    ]
+    .concat();
+    Ok((z, cs.num_constraints))
 }

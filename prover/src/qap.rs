@@ -11,12 +11,13 @@
 //!    `LibsnarkReduction::witness_map_from_matrices` (tested).
 
 use ark_bn254::Fr;
-use ark_ff::{FftField, Field, One, Zero};
+use ark_ff::{FftField, Field, Zero};
 use ark_poly::{EvaluationDomain, GeneralEvaluationDomain, Radix2EvaluationDomain};
-use ark_relations::r1cs::{ConstraintMatrices, SynthesisError};
+use ark_relations::r1cs::SynthesisError;
 use rayon::prelude::*;
 
 use crate::fft;
+use crate::r1cs::{Matrix, R1cs};
 
 type Domain = GeneralEvaluationDomain<Fr>;
 
@@ -62,40 +63,23 @@ impl std::fmt::Debug for ConstraintEvaluations {
 
 /// The evaluation domain of a constraint system: at least one point per constraint and per
 /// instance variable.
-fn domain_of(matrices: &ConstraintMatrices<Fr>) -> Result<Domain, EvaluationError> {
-    let n = matrices.num_constraints + matrices.num_instance_variables;
+fn domain_of(r1cs: &R1cs) -> Result<Domain, EvaluationError> {
+    let n = r1cs.num_constraints() + r1cs.num_instance_variables();
     Domain::new(n).ok_or(EvaluationError::TooLarge(n))
-}
-
-/// `Σ coeff · z[var]` over one row.
-#[inline]
-fn row_value(row: &[(Fr, usize)], z: &[Fr]) -> Fr {
-    let mut acc = Fr::zero();
-    for (coeff, var) in row {
-        if coeff.is_one() {
-            acc += z[*var];
-        } else {
-            acc += z[*var] * coeff;
-        }
-    }
-    acc
 }
 
 /// Evaluates every constraint on `assignment` (the constant one, the instance, then the
 /// witness) and checks it is satisfied; refuses the first constraint that is not.
-pub fn evaluate(
-    matrices: &ConstraintMatrices<Fr>,
-    assignment: &[Fr],
-) -> Result<ConstraintEvaluations, EvaluationError> {
-    let expected = matrices.num_instance_variables + matrices.num_witness_variables;
+pub fn evaluate(r1cs: &R1cs, assignment: &[Fr]) -> Result<ConstraintEvaluations, EvaluationError> {
+    let expected = r1cs.num_variables();
     if assignment.len() < expected {
         return Err(EvaluationError::Length {
             expected,
             got: assignment.len(),
         });
     }
-    let size = domain_of(matrices)?.size();
-    let m = matrices.num_constraints;
+    let size = domain_of(r1cs)?.size();
+    let m = r1cs.num_constraints();
     let mut a = vec![Fr::zero(); size];
     let mut b = vec![Fr::zero(); size];
     let mut c = vec![Fr::zero(); size];
@@ -109,9 +93,9 @@ pub fn evaluate(
             let mut failure = None;
             for (k, ((a, b), c)) in a.iter_mut().zip(b).zip(c).enumerate() {
                 let i = start + k;
-                *a = row_value(&matrices.a[i], assignment);
-                *b = row_value(&matrices.b[i], assignment);
-                *c = row_value(&matrices.c[i], assignment);
+                *a = r1cs.row_value(Matrix::A, i, assignment);
+                *b = r1cs.row_value(Matrix::B, i, assignment);
+                *c = r1cs.row_value(Matrix::C, i, assignment);
                 if failure.is_none() && *a * *b != *c {
                     failure = Some(i);
                 }
@@ -122,7 +106,7 @@ pub fn evaluate(
     if let Some(i) = first_failure {
         return Err(EvaluationError::Unsatisfied(i));
     }
-    let inputs = matrices.num_instance_variables;
+    let inputs = r1cs.num_instance_variables();
     a[m..m + inputs].copy_from_slice(&assignment[..inputs]);
     Ok(ConstraintEvaluations { a, b, c })
 }
@@ -173,8 +157,10 @@ pub fn witness_map(evaluations: ConstraintEvaluations) -> Result<Vec<Fr>, Synthe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ark_ff::One;
     use ark_groth16::r1cs_to_qap::{LibsnarkReduction, R1CSToQAP};
     use ark_r1cs_std::{alloc::AllocVar, eq::EqGadget, fields::fp::FpVar, R1CSVar};
+    use ark_relations::r1cs::ConstraintMatrices;
     use ark_relations::r1cs::{ConstraintSystem, OptimizationGoal};
     use ark_std::UniformRand;
     use rand::SeedableRng;
@@ -207,7 +193,8 @@ mod tests {
     fn witness_map_equals_arkworks_libsnark_reduction() {
         for (n, seed) in [(1, 1), (7, 2), (300, 3), (5000, 4), (50_000, 6)] {
             let (m, z) = circuit(n, seed);
-            let ours = witness_map(evaluate(&m, &z).unwrap()).unwrap();
+            let r1cs = R1cs::from_matrices(&m).unwrap();
+            let ours = witness_map(evaluate(&r1cs, &z).unwrap()).unwrap();
             let stock = LibsnarkReduction::witness_map_from_matrices::<Fr, Domain>(
                 &m,
                 m.num_instance_variables,
@@ -222,6 +209,7 @@ mod tests {
     #[test]
     fn the_first_unsatisfied_constraint_is_named() {
         let (m, z) = circuit(10_000, 5);
+        let r1cs = R1cs::from_matrices(&m).unwrap();
         assert!(m.num_constraints > 2 * ROWS_PER_TASK);
         // Each witness value enters some constraint: corrupt two, the earlier failure wins.
         for var in [m.num_instance_variables + 3, z.len() - 1] {
@@ -229,16 +217,17 @@ mod tests {
             bad[var] += Fr::one();
             let first = (0..m.num_constraints)
                 .find(|&i| {
-                    row_value(&m.a[i], &bad) * row_value(&m.b[i], &bad) != row_value(&m.c[i], &bad)
+                    let row = |matrix| r1cs.row_value(matrix, i, &bad);
+                    row(Matrix::A) * row(Matrix::B) != row(Matrix::C)
                 })
                 .expect("a corrupted variable breaks a constraint");
             assert_eq!(
-                evaluate(&m, &bad).unwrap_err(),
+                evaluate(&r1cs, &bad).unwrap_err(),
                 EvaluationError::Unsatisfied(first)
             );
         }
         assert!(matches!(
-            evaluate(&m, &z[..z.len() - 1]),
+            evaluate(&r1cs, &z[..z.len() - 1]),
             Err(EvaluationError::Length { .. })
         ));
     }

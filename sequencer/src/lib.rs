@@ -75,6 +75,9 @@ impl RunningNode {
 pub enum ProverSetup {
     /// In this process, with this proving key.
     Local(Box<ProvingKey<Bn254>>),
+    /// In this process, with a prover already loaded (its key and the circuit's R1CS, e.g. by
+    /// `Prover::load`, which reads the R1CS from its cache beside the key).
+    Loaded(Box<veil_prover::Prover>),
     /// By prover workers through the `[proving]` job queue; the node verifies their proofs
     /// with this verifying key, whose identity (`keys::vk_sha256_of`) names the jobs.
     Queue {
@@ -162,9 +165,17 @@ pub async fn start_with(
         Some(_) if !config.prove => {
             tracing::warn!("proving paused (prove = false): batches are sealed but not proven")
         }
-        Some(ProverSetup::Local(pk)) => tasks.push(tokio::spawn(proving::run_prover(
+        Some(ProverSetup::Local(pk)) => {
+            let shape = node.shape();
+            tasks.push(tokio::spawn(proving::run_prover(
+                node.clone(),
+                move || veil_prover::Prover::new(shape, *pk),
+                rx,
+            )))
+        }
+        Some(ProverSetup::Loaded(prover)) => tasks.push(tokio::spawn(proving::run_prover(
             node.clone(),
-            Arc::new(*pk),
+            move || Ok(*prover),
             rx,
         ))),
         Some(ProverSetup::Queue { vk, vk_id }) => {

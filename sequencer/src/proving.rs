@@ -15,8 +15,6 @@ pub mod queue;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ark_bn254::Bn254;
-use ark_groth16::ProvingKey;
 use ark_serialize::CanonicalSerialize;
 use tokio::sync::watch;
 use veil_circuits::BuiltBatch;
@@ -29,17 +27,20 @@ use crate::node::{Node, NodeError};
 /// a restart.
 pub async fn run_prover(
     node: Arc<Node>,
-    pk: Arc<ProvingKey<Bn254>>,
+    load: impl FnOnce() -> Result<Prover, veil_prover::ProverError> + Send + 'static,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), NodeError> {
-    let shape = node.shape();
-    let prover = tokio::task::spawn_blocking(move || {
-        let pk = Arc::try_unwrap(pk).unwrap_or_else(|pk| (*pk).clone());
-        Prover::new(shape, pk)
-    })
-    .await
-    .map_err(|e| NodeError::Task(e.to_string()))?
-    .map_err(|e| NodeError::Task(format!("loading the prover: {e}")))?;
+    let prover = tokio::task::spawn_blocking(load)
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))?
+        .map_err(|e| NodeError::Task(format!("loading the prover: {e}")))?;
+    if prover.shape() != node.shape() {
+        return Err(NodeError::Task(format!(
+            "the prover is for {}, the node for {}",
+            prover.shape(),
+            node.shape()
+        )));
+    }
     let prover = Arc::new(prover);
     // The next batch's witness, synthesised while the previous batch was proven.
     let mut ready: Option<ReadyWitness> = None;
