@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load bench-anchor bench-scale fixtures bitcoind postgres postgres-stop fuzz clean
+.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load bench-anchor bench-scale bench-peer snarkjs fixtures bitcoind postgres postgres-stop fuzz clean
 
 all: build
 
@@ -54,6 +54,20 @@ bench-quick:
 AB_ARGS ?=
 bench-prover:
 	$(CARGO) run --release -p veil-bench -- prover-ab $(AB_ARGS)
+
+# Veil against iden3's rapidsnark on the same R1CS and witness (`veil export r1cs` / `wtns`), B = 16,
+# D = 32, alternating, each a child process: median seconds, peak RSS, the ratio; proofs checked
+# (`veil verify`, and `snarkjs groth16 verify` after `make snarkjs`). The peer kit is
+# ../shared/peers/rapidsnark (or VEIL_RAPIDSNARK_DIR); without it Veil alone is measured. The
+# rapidsnark key is made once per circuit build (minutes). target/bench/peer.md.
+# `PEER_ARGS=--quick` for a 2x8 smoke run.
+PEER_ARGS ?=
+bench-peer: build
+	$(CARGO) run --release -p veil-bench -- peer $(PEER_ARGS)
+
+# snarkjs 0.7.6 from npm into target/npm: the interop tests and bench-peer use it.
+snarkjs:
+	npm install --silent --no-audit --no-fund --prefix target/npm snarkjs@0.7.6
 
 # Sequencer API throughput (B = 16, D = 32; 32 keep-alive clients): accepted transfers/s, latency
 # percentiles, the node's peak RSS; once with proving paused (`prove = false`), once with proving

@@ -13,6 +13,7 @@ mod load;
 mod machine;
 mod measure;
 mod msm;
+mod peer;
 mod scale;
 mod synth;
 mod table;
@@ -62,6 +63,15 @@ enum Command {
     /// Witness synthesis alone, repeated (profiling).
     #[command(hide = true)]
     Synth(synth::Args),
+    /// Veil's prover against iden3's rapidsnark on the same R1CS and witness (`make bench-peer`).
+    Peer(peer::Args),
+    /// Runs a command and reports its time and peak RSS (started by `peer`).
+    #[command(hide = true)]
+    RssExec {
+        /// The report file, then the program and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// Arguments of `veil-bench prover`.
@@ -220,6 +230,7 @@ fn run_child(
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::RssExec { args } => peer::rss_exec(args).map(|code| std::process::exit(code)),
         Command::Prover(args) => run_prover(args),
         Command::ProverOne(args) => measure::run(args),
         Command::ProverAb(args) => compare::run(args),
@@ -229,6 +240,7 @@ fn main() {
         Command::Anchor(args) => anchor::run(args),
         Command::Scale(args) => scale::run(args),
         Command::Synth(args) => synth::run(args),
+        Command::Peer(args) => peer::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

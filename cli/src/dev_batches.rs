@@ -20,7 +20,7 @@ pub struct Args {
     /// Depth of the note and nullifier trees.
     #[arg(long, short = 'd')]
     depth: usize,
-    /// Directory to write `batch-{n}.json` into.
+    /// Directory to write `batch-N.json` into.
     #[arg(long)]
     out_dir: PathBuf,
     /// Seed of the history (keys, note randomness).

@@ -28,7 +28,7 @@ pub struct Args {
     /// Verifying key of the node's shape (`vk-B{B}-D{D}.bin`).
     #[arg(long)]
     vk: PathBuf,
-    /// Directory to write `batch-{n}.json` and `proof-{n}.json` into.
+    /// Directory to write `batch-N.json` and `proof-N.json` into.
     #[arg(long, default_value = ".")]
     out_dir: PathBuf,
     /// Print one JSON object.

@@ -10,6 +10,7 @@ mod anchor;
 mod circuit_info;
 mod deposit;
 mod dev_batches;
+mod export;
 mod fetch_batch;
 mod fixtures;
 mod jobs;
@@ -78,6 +79,9 @@ enum Command {
     /// The proving job queue: `veil jobs status`.
     #[command(subcommand)]
     Jobs(jobs::Command),
+    /// The circuit and witnesses in the circom ecosystem's formats (snarkjs, rapidsnark).
+    #[command(subcommand)]
+    Export(export::Command),
 }
 
 fn main() -> ExitCode {
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         Command::Restore(args) => restore::run(args),
         Command::ProverWorker(args) => prover_worker::run(*args),
         Command::Jobs(cmd) => jobs::run(cmd),
+        Command::Export(cmd) => export::run(cmd),
     };
     match result {
         Ok(code) => code,

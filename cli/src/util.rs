@@ -68,13 +68,23 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<()> {
+    write_streamed(path, private, |w| std::io::Write::write_all(w, contents))
+}
+
+/// [`write_atomic`] (or [`write_private`]) of what `write` writes into a buffered writer: for
+/// files too large to hold in memory first. A failed write leaves no file behind.
+pub fn write_streamed(
+    path: &Path,
+    private: bool,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
+    let written = || -> std::io::Result<()> {
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -84,12 +94,17 @@ fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<()> {
         }
         #[cfg(not(unix))]
         let _ = private;
-        let mut f = opts.open(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, opts.open(&tmp)?);
+        write(&mut f)?;
+        f.flush()?;
+        f.get_ref().sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().with_context(|| format!("cannot write {}", path.display()))
+    let result = written();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// An error as one line: its chain joined by `: `, newlines flattened.

@@ -2,11 +2,12 @@
 //! randomness or a deterministic, clearly insecure dev seed, proving (one-off [`prove`] with
 //! stock ark-groth16, or a long-lived [`Prover`] holding its key, with Veil's witness map
 //! ([`qap`], [`fft`]) and MSMs ([`msm`]) and proofs bit-identical to ark-groth16's), key files
-//! ([`keys`]), the circuit's compact R1CS and its cache ([`r1cs`]) and the proof encodings
-//! ([`proof`]).
+//! ([`keys`]), the circuit's compact R1CS and its cache ([`r1cs`]), the proof encodings
+//! ([`proof`]) and the circom ecosystem's `.r1cs` / `.wtns` files ([`iden3`]).
 
 pub mod fft;
 pub mod groth16;
+pub mod iden3;
 pub mod keys;
 pub mod msm;
 pub mod proof;
