@@ -40,9 +40,12 @@ fmt:
 circuit-info: build
 	./target/release/veil circuit-info --batch-size $(B) --depth $(D) --json
 
-# Prover benchmark (minutes: shapes 1x32, 4x32, 16x32); table in target/bench/prover.md.
+# Prover benchmark (tens of minutes: shapes 1x32, 4x32, 16x32, 32x32, 64x32; B = 64 needs about
+# 14 GB for its one-off setup); transfers proven per second and proving's peak RSS per shape in
+# target/bench/prover.md. `BENCH_ARGS="--shapes 32x32,64x32 --threads-compare false"` for some.
+BENCH_ARGS ?=
 bench:
-	$(CARGO) run --release -p veil-bench -- prover
+	$(CARGO) run --release -p veil-bench -- prover $(BENCH_ARGS)
 
 # The same on small shapes (1x8, 2x8, 4x8), seconds: checks the benchmark works.
 bench-quick:

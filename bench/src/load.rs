@@ -85,15 +85,19 @@ pub fn run_node(args: NodeArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let pk = match &args.prove_keys_dir {
+        // As `veil node` loads it: the key, and the R1CS from its cache beside the key.
+        let prover = match &args.prove_keys_dir {
             Some(dir) => {
                 let dir = dir.clone();
                 let shape = args.shape;
-                let (pk, _vk) = tokio::task::spawn_blocking(move || {
-                    veil_prover::load_or_setup_dev_keys(&dir, shape, 1)
+                let prover = tokio::task::spawn_blocking(move || -> Result<_> {
+                    let (pk, _vk) = veil_prover::load_or_setup_dev_keys(&dir, shape, 1)?;
+                    let r1cs = veil_prover::r1cs::R1cs::cached(&dir.join("dev-seed-1"), shape);
+                    veil_prover::r1cs::release_freed_memory();
+                    Ok(veil_prover::Prover::with_r1cs(shape, pk, r1cs)?)
                 })
                 .await??;
-                Some(pk)
+                Some(prover)
             }
             None => None,
         };
@@ -104,10 +108,14 @@ pub fn run_node(args: NodeArgs) -> Result<()> {
             depth: args.shape.depth,
             max_wait_ms: args.max_wait_ms,
             operator_token: Some(TOKEN.to_owned()),
-            prove: pk.is_some(),
+            prove: prover.is_some(),
             ..Config::default()
         };
-        let running = veil_sequencer::start(&config, pk).await?;
+        let running = veil_sequencer::start_with(
+            &config,
+            prover.map(|p| veil_sequencer::ProverSetup::Loaded(Box::new(p))),
+        )
+        .await?;
         println!("listening {}", running.addr);
         std::io::stdout().flush()?;
         // The parent closes stdin when it is done; no graceful stop (a proof may be running).

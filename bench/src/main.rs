@@ -80,7 +80,8 @@ struct ProverArgs {
     /// Small shapes (1x8, 2x8, 4x8): seconds in total.
     #[arg(long)]
     quick: bool,
-    /// Shapes `BxD`, comma-separated (default 1x32,4x32,16x32; with --quick 1x8,2x8,4x8).
+    /// Shapes `BxD`, comma-separated (default 1x32,4x32,16x32,32x32,64x32; with --quick
+    /// 1x8,2x8,4x8).
     #[arg(long, value_delimiter = ',', value_parser = parse_shape)]
     shapes: Option<Vec<BatchShape>>,
     /// Also prove each shape with one thread (keys reused) for the speedup columns.
@@ -132,7 +133,13 @@ fn run_prover(args: ProverArgs) -> Result<()> {
     let shapes = match (&args.shapes, args.quick) {
         (Some(s), _) => s.clone(),
         (None, true) => vec![shape(1, 8), shape(2, 8), shape(4, 8)],
-        (None, false) => vec![shape(1, 32), shape(4, 32), shape(16, 32)],
+        (None, false) => vec![
+            shape(1, 32),
+            shape(4, 32),
+            shape(16, 32),
+            shape(32, 32),
+            shape(64, 32),
+        ],
     };
     let out_dir = args.out_dir.clone().unwrap_or_else(default_out_dir);
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;

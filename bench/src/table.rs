@@ -151,8 +151,9 @@ pub fn markdown(results: &[ShapeResult], verify_batch: usize) -> String {
     let threads = results.first().map_or(0, |s| s.row.threads);
     out += &format!(
         "\nAll cores = {threads} rayon threads. Each configuration runs in its own process; peak RSS \
-         is the larger of a shape's two processes (setup + prove, then prove only with the keys \
-         reloaded). Setup uses an insecure dev seed. Verify: prepared key, median of 20. \
+         is proving's (from a long-lived prover's state, the key and the cached R1CS, through the \
+         proof and its verification; not the one-off setup), the larger of a shape's two processes \
+         (setup + prove, then prove only with the keys reloaded). Setup uses an insecure dev seed. Verify: prepared key, median of 20. \
          batch-verify: {verify_batch} rerandomised proofs of the batch, \"–\" where not measured. \
          MB = 10^6 bytes; pk = proving key as stored (uncompressed points).\n"
     );

@@ -514,10 +514,12 @@ impl File {
     }
 
     fn bytes(&mut self, out: &mut [u8]) -> Result<(), R1csError> {
-        self.reader.read_exact(out).map_err(|source| R1csError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        self.reader
+            .read_exact(out)
+            .map_err(|source| R1csError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         self.hasher.update(&*out);
         Ok(())
     }
