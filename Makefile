@@ -16,7 +16,7 @@ build:
 RUN_B ?= 4
 RUN_D ?= 32
 run: build
-	./target/release/veil node --data-dir data --keys-dir keys --batch-size $(RUN_B) --depth $(RUN_D) --dev-keys 1
+	./target/release/veil node --data-dir data --keys-dir keys --batch-size $(RUN_B) --depth $(RUN_D) --dev-keys 1 --dev-token
 
 test:
 	$(CARGO) test --workspace --all-targets

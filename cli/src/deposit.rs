@@ -1,7 +1,8 @@
 //! `veil deposit`: the operator credits a Bitcoin deposit to a payment address (DESIGN §6): a
 //! transfer with `public_in = amount` and `deposit_ref` = the hash of the funding outpoint
 //! (`veil_wallet::btc`), from a one-time signer, posted to `POST /v1/deposits` with the
-//! operator's bearer token (`--token`, else `$VEIL_OPERATOR_TOKEN`). The transfer is derived
+//! operator's bearer token (`--token`, else `$VEIL_OPERATOR_TOKEN`, else the token file of a dev
+//! node on this machine, `--data-dir`/`operator-token`: [`crate::dev_token`]). The transfer is derived
 //! deterministically from the token and the deposit (`build_deposit_idempotent`), so running the
 //! same command again is a safe retry: it never credits twice.
 
@@ -21,9 +22,15 @@ pub struct Args {
     /// Node URL.
     #[arg(long, default_value = crate::wallet::DEFAULT_NODE)]
     node: String,
-    /// Operator bearer token (default: $VEIL_OPERATOR_TOKEN).
+    /// Operator bearer token (default: $VEIL_OPERATOR_TOKEN, else the dev node's token file in
+    /// --data-dir).
     #[arg(long)]
     token: Option<String>,
+    /// Data directory of a dev node on this machine (`veil node --dev-token`, as `make run`
+    /// starts it): its `operator-token` is used when neither --token nor $VEIL_OPERATOR_TOKEN is
+    /// given.
+    #[arg(long, default_value = "data")]
+    data_dir: std::path::PathBuf,
     /// Recipient payment address.
     #[arg(long)]
     to: String,
@@ -43,10 +50,17 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let token = match args.token {
-        Some(t) => t,
-        None => std::env::var("VEIL_OPERATOR_TOKEN")
-            .context("no --token given and VEIL_OPERATOR_TOKEN is not set")?,
+    let token = match (args.token, std::env::var("VEIL_OPERATOR_TOKEN")) {
+        (Some(t), _) | (None, Ok(t)) => t,
+        (None, Err(_)) => {
+            let path = crate::dev_token::path(&args.data_dir);
+            crate::dev_token::read(&path).with_context(|| {
+                format!(
+                    "no --token given, VEIL_OPERATOR_TOKEN is not set, and no dev node token at {} (a node started with --dev-token, as `make run` does, writes it)",
+                    path.display()
+                )
+            })?
+        }
     };
     let to = PaymentAddress::decode(args.to.trim(), args.network.into())
         .with_context(|| format!("recipient {:?}", args.to))?;

@@ -2,7 +2,10 @@
 //! (`snarkjs wtns check`) and rapidsnark can check and prove the identical R1CS
 //! ([`veil_prover::iden3`]). `veil export r1cs` writes a shape's constraint system (iden3 r1cs
 //! v1), `veil export wtns` a batch file's full assignment (iden3 wtns v2, mode 0600: it holds the
-//! batch's note openings), checked against the circuit first.
+//! batch's note openings), checked against the circuit first. `veil export snarkjs` writes a
+//! verifying key and a proof with its public inputs in snarkjs's JSON
+//! ([`veil_prover::snarkjs`]), so the most widely used independent Groth16 verifier checks
+//! Veil's proofs.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +23,24 @@ pub enum Command {
     R1cs(R1csArgs),
     /// A batch file's full assignment as an iden3 `.wtns` (v2), in the `.r1cs`'s wire order.
     Wtns(WtnsArgs),
+    /// A verifying key, and a proof file with its public inputs, in snarkjs's JSON, for
+    /// `snarkjs groth16 verify verification_key.json public.json proof.json`.
+    Snarkjs(SnarkjsArgs),
+}
+
+/// Arguments of `veil export snarkjs`.
+#[derive(clap::Args)]
+pub struct SnarkjsArgs {
+    /// Verifying key (`vk-B{B}-D{D}.bin`).
+    #[arg(long)]
+    vk: PathBuf,
+    /// A proof file (`proof-N.json`, for this verifying key) to write as `proof.json` and
+    /// `public.json`.
+    #[arg(long)]
+    proof: Option<PathBuf>,
+    /// Directory to write `verification_key.json` (and `proof.json`, `public.json`) into.
+    #[arg(long)]
+    out_dir: PathBuf,
 }
 
 /// Arguments of `veil export r1cs`.
@@ -57,6 +78,7 @@ pub fn run(cmd: Command) -> Result<std::process::ExitCode> {
     match cmd {
         Command::R1cs(args) => r1cs(args),
         Command::Wtns(args) => wtns(args),
+        Command::Snarkjs(args) => snarkjs(args),
     }
 }
 
@@ -113,5 +135,52 @@ fn wtns(args: WtnsArgs) -> Result<std::process::ExitCode> {
         assignment.len(),
         args.out.display()
     );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn snarkjs(args: SnarkjsArgs) -> Result<std::process::ExitCode> {
+    use veil_prover::{keys, proof::ProofFile, snarkjs};
+    let header = keys::read_header(&args.vk)?;
+    let shape = util::shape(header.batch_size as usize, header.depth as usize)
+        .with_context(|| format!("{}: header", args.vk.display()))?;
+    let vk = keys::load_verifying_key(&args.vk, shape)?;
+    let proof = match &args.proof {
+        Some(path) => {
+            let file = ProofFile::from_json(&util::read_text(path)?)
+                .with_context(|| path.display().to_string())?;
+            anyhow::ensure!(
+                file.vk_sha256 == vk.sha256,
+                "{}: the proof is for verifying key {}, {} is {}",
+                path.display(),
+                file.vk_sha256,
+                args.vk.display(),
+                vk.sha256
+            );
+            let proof = file
+                .proof()
+                .with_context(|| format!("{}: proof", path.display()))?;
+            let inputs = veil_circuits::BatchPublicInputs::from(file.public_inputs).to_vec();
+            Some((proof, inputs))
+        }
+        None => None,
+    };
+    let json = |v: serde_json::Value| {
+        let mut s = serde_json::to_string_pretty(&v).expect("JSON values serialise");
+        s.push('\n');
+        s
+    };
+    let vk_path = args.out_dir.join("verification_key.json");
+    util::write_atomic(&vk_path, json(snarkjs::verifying_key(&vk.vk)).as_bytes())?;
+    println!("{}", vk_path.display());
+    if let Some((proof, inputs)) = proof {
+        for (name, value) in [
+            ("proof.json", snarkjs::proof(&proof)),
+            ("public.json", snarkjs::public_inputs(&inputs)),
+        ] {
+            let path = args.out_dir.join(name);
+            util::write_atomic(&path, json(value).as_bytes())?;
+            println!("{}", path.display());
+        }
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ mod anchor;
 mod circuit_info;
 mod deposit;
 mod dev_batches;
+mod dev_token;
 mod export;
 mod fetch_batch;
 mod fixtures;

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use veil_prover::keys::{self, KeyKind};
 use veil_sequencer::config::Config;
 
-use crate::util;
+use crate::{dev_token, util};
 
 /// Arguments of `veil node`.
 #[derive(clap::Args)]
@@ -41,6 +41,11 @@ pub struct Args {
     /// Generate missing keys with this insecure dev seed instead of failing.
     #[arg(long, value_name = "SEED")]
     dev_keys: Option<u64>,
+    /// A dev node without Bitcoin (`make run`): with no operator token configured, use the one
+    /// in DATA_DIR/operator-token, generated (random, 0600) the first time; `veil deposit` on
+    /// this machine reads it from there.
+    #[arg(long)]
+    dev_token: bool,
     /// Pause background proving (config `prove = false`): batches are sealed, not proven, and no
     /// proving key is needed or loaded.
     #[arg(long)]
@@ -194,6 +199,30 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
     }
     if let Some(v) = &args.database_url {
         config.proving.database_url = Some(v.clone());
+    }
+    if args.dev_token && config.operator_token.is_none() {
+        anyhow::ensure!(
+            config.anchor.is_none(),
+            "--dev-token is for nodes without Bitcoin: set operator_token (config) or VEIL_OPERATOR_TOKEN"
+        );
+        let (token, created) = dev_token::load_or_create(&config.data_dir)?;
+        config.operator_token = Some(token);
+        let path = dev_token::path(&config.data_dir);
+        let exe = std::env::args().next().unwrap_or_else(|| "veil".into());
+        // The wallet's and deposit's default node is http://127.0.0.1:8080.
+        let node = if config.listen.to_string() == "127.0.0.1:8080" {
+            String::new()
+        } else {
+            format!(" --node http://{}", config.listen)
+        };
+        eprintln!(
+            "veil node: operator token {} {} (0600; never printed). On this machine `veil deposit` reads it from there:\n  \
+             {exe} wallet --wallet alice new{node} && {exe} deposit{node} --data-dir {} --to \"$({exe} wallet --wallet alice address)\" --amount 100000 --outpoint {}:0",
+            if created { "generated in" } else { "in" },
+            path.display(),
+            config.data_dir.display(),
+            "11".repeat(32),
+        );
     }
     config.validate().context("invalid configuration")?;
     let shape = util::shape(config.batch_size, config.depth)?;

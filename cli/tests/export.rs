@@ -1,4 +1,6 @@
-//! `veil export r1cs` / `veil export wtns` against the circom ecosystem's own tools: snarkjs
+//! `veil export r1cs` / `veil export wtns` / `veil export snarkjs` against the circom ecosystem's
+//! own tools. `snarkjs groth16 verify` accepts a committed Veil proof exported to snarkjs's JSON
+//! and refuses it for swapped public inputs. snarkjs
 //! 0.7.6's `wtns check` accepts the exported circuit and a committed batch's witness (B = 2,
 //! D = 8) and refuses the witness with one wire changed; where the rapidsnark peer kit is present
 //! (`../shared/peers/rapidsnark`, or `VEIL_RAPIDSNARK_DIR`), rapidsnark proves the same pair and
@@ -169,15 +171,94 @@ fn snarkjs_checks_the_exported_circuit_and_witness_and_rapidsnark_proves_them() 
 
     // rapidsnark's public inputs are the batch's own (as its committed proof file states them),
     // in Veil's order.
-    let proof_file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("proof-1.json")).unwrap()).unwrap();
     let public: Vec<String> =
         serde_json::from_str(&std::fs::read_to_string(&public).unwrap()).unwrap();
-    let expected: Vec<String> = ["old_state_root", "new_state_root", "batch_hash"]
+    assert_eq!(public, committed_public_inputs());
+}
+
+/// The committed proof file's public inputs, in decimal, in Veil's order.
+fn committed_public_inputs() -> Vec<String> {
+    let proof_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("proof-1.json")).unwrap()).unwrap();
+    ["old_state_root", "new_state_root", "batch_hash"]
         .iter()
         .map(|k| decimal(proof_file["public_inputs"][k].as_str().unwrap()))
-        .collect();
-    assert_eq!(public, expected);
+        .collect()
+}
+
+#[test]
+fn snarkjs_verifies_a_committed_veil_proof_exported_to_its_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let out = veil(&[
+        "export",
+        "snarkjs",
+        "--vk",
+        &fixture("vk-B2-D8.bin"),
+        "--proof",
+        &fixture("proof-1.json"),
+        "--out-dir",
+        out_dir,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let vk = dir.path().join("verification_key.json");
+    let (proof, public) = (
+        dir.path().join("proof.json"),
+        dir.path().join("public.json"),
+    );
+    let inputs: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(&public).unwrap()).unwrap();
+    assert_eq!(inputs, committed_public_inputs());
+    let key: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&vk).unwrap()).unwrap();
+    assert_eq!(key["nPublic"], 3);
+    assert_eq!(key["IC"].as_array().unwrap().len(), 4);
+
+    // A proof for another verifying key: refused in one line, nothing written.
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("proof-1.json")).unwrap()).unwrap();
+    other["vk_sha256"] = serde_json::Value::String("00".repeat(32));
+    let other_path = dir.path().join("other-proof.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    let out = veil(&[
+        "export",
+        "snarkjs",
+        "--vk",
+        &fixture("vk-B2-D8.bin"),
+        "--proof",
+        other_path.to_str().unwrap(),
+        "--out-dir",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stderr).lines().count(), 1, "{out:?}");
+    assert!(text(&out.stderr).contains("verifying key"), "{out:?}");
+    assert!(!elsewhere.exists());
+
+    let Some(snarkjs) = snarkjs() else {
+        return;
+    };
+    let verify = |public: &Path| {
+        run(Command::new(&snarkjs)
+            .args(["groth16", "verify"])
+            .arg(&vk)
+            .arg(public)
+            .arg(&proof))
+    };
+    let out = verify(&public);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out.stdout).contains("OK"), "{out:?}");
+    // The same proof for other public inputs (the roots swapped): snarkjs refuses it.
+    let mut swapped = inputs.clone();
+    swapped.swap(0, 1);
+    let bad = dir.path().join("swapped-public.json");
+    std::fs::write(&bad, serde_json::to_string(&swapped).unwrap()).unwrap();
+    let out = verify(&bad);
+    assert!(
+        !out.status.success() && (text(&out.stdout) + &text(&out.stderr)).contains("Invalid proof"),
+        "{out:?}"
+    );
 }
 
 /// A `0x` big-endian hex field element in decimal (as snarkjs writes public inputs).

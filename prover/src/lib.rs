@@ -3,7 +3,8 @@
 //! stock ark-groth16, or a long-lived [`Prover`] holding its key, with Veil's witness map
 //! ([`qap`], [`fft`]) and MSMs ([`msm`]) and proofs bit-identical to ark-groth16's), key files
 //! ([`keys`]), the circuit's compact R1CS and its cache ([`r1cs`]), the proof encodings
-//! ([`proof`]) and the circom ecosystem's `.r1cs` / `.wtns` files ([`iden3`]).
+//! ([`proof`]), the circom ecosystem's `.r1cs` / `.wtns` files ([`iden3`]) and snarkjs's JSON
+//! keys and proofs ([`snarkjs`]).
 
 pub mod fft;
 pub mod groth16;
@@ -14,6 +15,7 @@ pub mod proof;
 mod prover;
 pub mod qap;
 pub mod r1cs;
+pub mod snarkjs;
 
 pub use prover::{assignment, ProveReport, Prover, SynthesizedWitness};
 
