@@ -68,6 +68,13 @@ impl RunningNode {
         for t in self.tasks {
             let _ = t.await;
         }
+        // Connection tasks the server spawned, and blocking work already running, may hold the
+        // node (and so the database file's lock) a moment longer; a crashed process would let
+        // go at once, and a restart in the same process must be able to reopen the store.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&self.node) > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }
 
