@@ -122,6 +122,30 @@ impl Drop for KeyDir {
     }
 }
 
+/// `flag`, else [`default_out_dir`], created and canonicalised.
+pub(crate) fn out_dir(flag: Option<&PathBuf>) -> Result<PathBuf> {
+    let out_dir = flag.cloned().unwrap_or_else(default_out_dir);
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    Ok(out_dir.canonicalize().unwrap_or(out_dir))
+}
+
+/// The `veil` binary: `flag`, else the one beside this executable; it must exist.
+pub(crate) fn veil_binary(flag: Option<&PathBuf>) -> Result<PathBuf> {
+    let veil = match flag {
+        Some(v) => v.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this executable's directory")?
+            .join("veil"),
+    };
+    anyhow::ensure!(
+        veil.exists(),
+        "{} is missing: build it first (`cargo build --release --bin veil`)",
+        veil.display()
+    );
+    Ok(veil)
+}
+
 pub(crate) fn default_out_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -189,21 +189,8 @@ pub fn run(args: Args) -> Result<()> {
         (None, false) => BatchShape::new(16, 32)?,
     };
     ensure!(args.rounds > 0, "--rounds must be at least 1");
-    let out_dir = args.out_dir.clone().unwrap_or_else(crate::default_out_dir);
-    std::fs::create_dir_all(&out_dir)?;
-    let out_dir = out_dir.canonicalize().unwrap_or(out_dir);
-    let veil = match &args.veil {
-        Some(v) => v.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("this executable's directory")?
-            .join("veil"),
-    };
-    ensure!(
-        veil.exists(),
-        "{} is missing: build it first (`cargo build --release --bin veil`)",
-        veil.display()
-    );
+    let out_dir = crate::out_dir(args.out_dir.as_ref())?;
+    let veil = crate::veil_binary(args.veil.as_ref())?;
     let kit = args
         .rapidsnark_dir
         .clone()

@@ -31,31 +31,30 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `veil node --dev-token --no-prove` (B = 1, D = 8) on `data`, without a token in the
+/// environment.
+fn dev_node(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
+    cmd.args(["node", "--dev-token", "--no-prove", "--batch-size", "1"])
+        .args(["--depth", "8", "--data-dir"])
+        .arg(data)
+        .env_remove("VEIL_OPERATOR_TOKEN");
+    cmd
+}
+
 struct Node(Child, std::path::PathBuf);
 
 impl Node {
-    /// `veil node --dev-token --no-prove` (B = 1, D = 8) on `data`, listening when returned.
+    /// [`dev_node`] on `data`, listening when returned.
     fn start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Node, String) {
         let port = free_port();
         let log = data.with_extension(format!("{port}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veil"));
-        cmd.args([
-            "node",
-            "--dev-token",
-            "--no-prove",
-            "--batch-size",
-            "1",
-            "--depth",
-            "8",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(extra)
-        .env("RUST_LOG", "warn,veil_sequencer=info")
-        .env_remove("VEIL_OPERATOR_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+        let mut cmd = dev_node(data);
+        cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("RUST_LOG", "warn,veil_sequencer=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -177,20 +176,8 @@ fn a_dev_node_generates_its_token_once_and_deposit_finds_it() {
 #[test]
 fn dev_token_refuses_a_node_with_bitcoin() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args([
-            "node",
-            "--dev-token",
-            "--no-prove",
-            "--batch-size",
-            "1",
-            "--depth",
-            "8",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
+    let out = dev_node(&dir.path().join("data"))
         .args(["--bitcoin-rpc", "http://127.0.0.1:1"])
-        .env_remove("VEIL_OPERATOR_TOKEN")
         .env_remove("RUST_LOG")
         .output()
         .unwrap();

@@ -86,14 +86,29 @@ impl SparseRows {
 }
 
 /// A rank-1 constraint system `<A_i, z> · <B_i, z> = <C_i, z>`, compactly (see the module doc).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct R1cs {
     num_instance_variables: usize,
     num_witness_variables: usize,
     num_constraints: usize,
     coefficients: Vec<Fr>,
     matrices: [SparseRows; 3],
+    /// [`R1cs::hash`], computed once (or read from the cache's header).
+    hash: std::sync::OnceLock<[u8; 32]>,
 }
+
+/// Equal constraint systems: the memoised hash is not part of it.
+impl PartialEq for R1cs {
+    fn eq(&self, other: &Self) -> bool {
+        self.num_instance_variables == other.num_instance_variables
+            && self.num_witness_variables == other.num_witness_variables
+            && self.num_constraints == other.num_constraints
+            && self.coefficients == other.coefficients
+            && self.matrices == other.matrices
+    }
+}
+
+impl Eq for R1cs {}
 
 /// Index of the coefficient one.
 const ONE: u32 = 0;
@@ -139,6 +154,7 @@ impl R1cs {
             num_constraints: m.num_constraints,
             coefficients,
             matrices,
+            hash: Default::default(),
         })
     }
 
@@ -240,8 +256,13 @@ impl R1cs {
 
     /// SHA-256 of the constraint system, as the key files' header carries it: the counts, then
     /// every (row, column, coefficient) of A, B and C. Two builds agree on it exactly when their
-    /// circuits are the same R1CS.
+    /// circuits are the same R1CS. Computed once per `R1cs`; one read from the cache carries the
+    /// hash its writer computed.
     pub fn hash(&self) -> [u8; 32] {
+        *self.hash.get_or_init(|| self.compute_hash())
+    }
+
+    fn compute_hash(&self) -> [u8; 32] {
         let coeff_bytes: Vec<Vec<u8>> = self
             .coefficients
             .iter()
@@ -425,6 +446,7 @@ impl R1cs {
             num_constraints: constraints,
             coefficients,
             matrices,
+            hash: header.hash.into(),
         })
     }
 }
@@ -649,6 +671,11 @@ mod tests {
         }
         let read = R1cs::read_cache(&path, shape).unwrap();
         assert_eq!(read, fresh);
+        assert_eq!(
+            read.hash(),
+            read.compute_hash(),
+            "the header's hash is the content's"
+        );
         assert_eq!(R1cs::cached_hash(dir.path(), shape), fresh.hash());
 
         // Another shape's name: refused by its header.
