@@ -9,6 +9,7 @@
 mod anchor;
 mod anchor_verify;
 mod compare;
+mod field;
 mod load;
 mod machine;
 mod measure;

@@ -54,8 +54,13 @@ struct Timing {
 }
 
 impl Timing {
-    fn ratio(&self) -> f64 {
-        self.veil_s / self.ark_s
+    /// Veil's time over arkworks', as a table cell ("–" when `--only` ran just one of them).
+    fn ratio(&self) -> String {
+        if self.ark_s > 0.0 && self.veil_s > 0.0 {
+            format!("{:.2}", self.veil_s / self.ark_s)
+        } else {
+            "–".to_string()
+        }
     }
 }
 
@@ -190,6 +195,22 @@ pub fn run(args: Args) -> Result<()> {
         random_bases::<g2::Config>(max, 3)
     };
 
+    eprintln!("field micro-benchmark (one thread) ...");
+    let field = crate::field::measure(200_000);
+    let floor = format!(
+        "## Field operations (one thread)\n\n| Fq mul ns | Fq mul latency ns | Fq square ns | Fq inverse ns | Fq2 mul ns |\n|---:|---:|---:|---:|---:|\n| {:.1} | {:.1} | {:.1} | {:.0} | {:.1} |\n\n",
+        field.mul_ns, field.mul_latency_ns, field.square_ns, field.inverse_ns, field.fq2_mul_ns
+    );
+    print!("{floor}");
+    doc += &floor;
+    // A batch-affine addition is 5 multiplications and 1 squaring (plus its share of one
+    // inversion per batch): its floor in core-nanoseconds.
+    let floor_g1 = 5.0 * field.mul_ns + field.square_ns;
+    let floor_g2 = 5.0 * field.fq2_mul_ns + field.fq2_mul_ns;
+    let mut costs = String::from(
+        "## Veil's MSM per bucket addition\n\nCore-nanoseconds per point and window (the whole MSM's time × threads / (n × windows), so it includes the digit table, the bucket reductions and the final sum), against the floor of one batch-affine addition's field operations (5 mul + 1 square; G2 in Fq2).\n\n| n | window c | windows | G1 ns | G1 floor ns | G1 / floor | G2 ns | G2 floor ns | G2 / floor |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+
     let mut table = String::from(
         "| n | G1 arkworks s | G1 Veil s | G1 ratio | G2 arkworks s | G2 Veil s | G2 ratio |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
@@ -203,6 +224,7 @@ pub fn run(args: Args) -> Result<()> {
             args.window,
             args.only.as_deref(),
         )?;
+        let mut g2_veil_s = None;
         let g2_cells = if args.g1_only {
             "– | – | –".to_string()
         } else {
@@ -214,10 +236,23 @@ pub fn run(args: Args) -> Result<()> {
                 args.window,
                 args.only.as_deref(),
             )?;
-            format!("{:.3} | {:.3} | {:.2}", t2.ark_s, t2.veil_s, t2.ratio())
+            g2_veil_s = Some(t2.veil_s);
+            format!("{:.3} | {:.3} | {}", t2.ark_s, t2.veil_s, t2.ratio())
         };
+        let c = args.window.unwrap_or_else(|| msm::window_bits(n));
+        let w = msm::window_count::<g1::Config>(c);
+        let per = |secs: f64| secs * threads as f64 * 1e9 / (n * w) as f64;
+        let g2_cost = match g2_veil_s {
+            Some(s) => format!("{:.0} | {floor_g2:.0} | {:.2}", per(s), per(s) / floor_g2),
+            None => "– | – | –".to_string(),
+        };
+        costs += &format!(
+            "| 2^{l} | {c} | {w} | {:.0} | {floor_g1:.0} | {:.2} | {g2_cost} |\n",
+            per(t1.veil_s),
+            per(t1.veil_s) / floor_g1
+        );
         table += &format!(
-            "| 2^{l} | {:.3} | {:.3} | {:.2} | {g2_cells} |\n",
+            "| 2^{l} | {:.3} | {:.3} | {} | {g2_cells} |\n",
             t1.ark_s,
             t1.veil_s,
             t1.ratio()
@@ -225,6 +260,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     print!("{table}");
     doc += &table;
+    costs.push('\n');
+    print!("\n{costs}");
+    doc += "\n";
+    doc += &costs;
     let md_path = out_dir.join("msm.md");
     std::fs::write(&md_path, &doc).with_context(|| format!("writing {}", md_path.display()))?;
     eprintln!("wrote {}", md_path.display());

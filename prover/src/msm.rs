@@ -75,6 +75,12 @@ pub fn window_bits(n: usize) -> usize {
         .unwrap_or(16)
 }
 
+/// How many windows [`msm`] runs with window size `c` for canonical scalars of `P`'s scalar
+/// field (each point costs one bucket addition per window whose digit is non-zero).
+pub fn window_count<P: SWCurveConfig>(c: usize) -> usize {
+    digits::window_count(P::ScalarField::MODULUS_BIT_SIZE as usize, c)
+}
+
 /// [`msm`] with an explicit window size `c` (`1..=24`); for tuning and benchmarks.
 ///
 /// # Panics
