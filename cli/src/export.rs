@@ -5,11 +5,14 @@
 //! batch's note openings), checked against the circuit first. `veil export snarkjs` writes a
 //! verifying key and a proof with its public inputs in snarkjs's JSON
 //! ([`veil_prover::snarkjs`]), so the most widely used independent Groth16 verifier checks
-//! Veil's proofs.
+//! Veil's proofs. `veil export solidity` writes a Solidity verifier contract for a verifying key
+//! and `veil export solidity-calldata` a proof's arguments to it ([`veil_prover::solidity`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use ark_bn254::Bn254;
+use ark_groth16::Proof;
 use veil_circuits::batch::BatchShape;
 use veil_prover::r1cs::R1cs;
 
@@ -26,6 +29,33 @@ pub enum Command {
     /// A verifying key, and a proof file with its public inputs, in snarkjs's JSON, for
     /// `snarkjs groth16 verify verification_key.json public.json proof.json`.
     Snarkjs(SnarkjsArgs),
+    /// A Solidity contract `VeilVerifier` verifying proofs for a verifying key on an EVM
+    /// (`verifyProof(a, b, c, input)`, the EIP-196/197 precompiles).
+    Solidity(SolidityArgs),
+    /// A proof file's arguments to the Solidity verifier's `verifyProof`, as JSON on stdout:
+    /// `a`, `b`, `c`, `input` (`0x` words) and `calldata` (the ABI-encoded call).
+    SolidityCalldata(SolidityCalldataArgs),
+}
+
+/// Arguments of `veil export solidity`.
+#[derive(clap::Args)]
+pub struct SolidityArgs {
+    /// Verifying key (`vk-B{B}-D{D}.bin`).
+    #[arg(long)]
+    vk: PathBuf,
+    /// Where to write the contract (`.sol`).
+    out: PathBuf,
+}
+
+/// Arguments of `veil export solidity-calldata`.
+#[derive(clap::Args)]
+pub struct SolidityCalldataArgs {
+    /// A proof file (`proof-N.json`).
+    #[arg(long)]
+    proof: PathBuf,
+    /// The verifying key the contract was made from: refuse a proof for another key.
+    #[arg(long)]
+    vk: Option<PathBuf>,
 }
 
 /// Arguments of `veil export snarkjs`.
@@ -79,6 +109,8 @@ pub fn run(cmd: Command) -> Result<std::process::ExitCode> {
         Command::R1cs(args) => r1cs(args),
         Command::Wtns(args) => wtns(args),
         Command::Snarkjs(args) => snarkjs(args),
+        Command::Solidity(args) => solidity(args),
+        Command::SolidityCalldata(args) => solidity_calldata(args),
     }
 }
 
@@ -138,30 +170,45 @@ fn wtns(args: WtnsArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-fn snarkjs(args: SnarkjsArgs) -> Result<std::process::ExitCode> {
-    use veil_prover::{keys, proof::ProofFile, snarkjs};
-    let header = keys::read_header(&args.vk)?;
+/// A verifying key file, its shape read from its header.
+fn load_vk(path: &Path) -> Result<(veil_prover::keys::LoadedVerifyingKey, BatchShape)> {
+    use veil_prover::keys;
+    let header = keys::read_header(path)?;
     let shape = util::shape(header.batch_size as usize, header.depth as usize)
-        .with_context(|| format!("{}: header", args.vk.display()))?;
-    let vk = keys::load_verifying_key(&args.vk, shape)?;
+        .with_context(|| format!("{}: header", path.display()))?;
+    Ok((keys::load_verifying_key(path, shape)?, shape))
+}
+
+/// A proof file's proof and public inputs; with `vk` (its path and SHA-256), refused unless the
+/// proof is for that key.
+fn read_proof(
+    path: &Path,
+    vk: Option<(&Path, &str)>,
+) -> Result<(Proof<Bn254>, Vec<ark_bn254::Fr>)> {
+    let file = veil_prover::proof::ProofFile::from_json(&util::read_text(path)?)
+        .with_context(|| path.display().to_string())?;
+    if let Some((vk_path, vk_sha256)) = vk {
+        anyhow::ensure!(
+            file.vk_sha256 == vk_sha256,
+            "{}: the proof is for verifying key {}, {} is {}",
+            path.display(),
+            file.vk_sha256,
+            vk_path.display(),
+            vk_sha256
+        );
+    }
+    let proof = file
+        .proof()
+        .with_context(|| format!("{}: proof", path.display()))?;
+    let inputs = veil_circuits::BatchPublicInputs::from(file.public_inputs).to_vec();
+    Ok((proof, inputs))
+}
+
+fn snarkjs(args: SnarkjsArgs) -> Result<std::process::ExitCode> {
+    use veil_prover::snarkjs;
+    let (vk, _) = load_vk(&args.vk)?;
     let proof = match &args.proof {
-        Some(path) => {
-            let file = ProofFile::from_json(&util::read_text(path)?)
-                .with_context(|| path.display().to_string())?;
-            anyhow::ensure!(
-                file.vk_sha256 == vk.sha256,
-                "{}: the proof is for verifying key {}, {} is {}",
-                path.display(),
-                file.vk_sha256,
-                args.vk.display(),
-                vk.sha256
-            );
-            let proof = file
-                .proof()
-                .with_context(|| format!("{}: proof", path.display()))?;
-            let inputs = veil_circuits::BatchPublicInputs::from(file.public_inputs).to_vec();
-            Some((proof, inputs))
-        }
+        Some(path) => Some(read_proof(path, Some((&args.vk, &vk.sha256)))?),
         None => None,
     };
     let json = |v: serde_json::Value| {
@@ -182,5 +229,36 @@ fn snarkjs(args: SnarkjsArgs) -> Result<std::process::ExitCode> {
             println!("{}", path.display());
         }
     }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn solidity(args: SolidityArgs) -> Result<std::process::ExitCode> {
+    use veil_prover::solidity;
+    let (vk, shape) = load_vk(&args.vk)?;
+    let provenance = format!("Verifying key: {} (vk sha256 {}).", shape, vk.sha256);
+    let contract = solidity::verifier_contract(&vk.vk, &provenance)
+        .with_context(|| args.vk.display().to_string())?;
+    util::write_atomic(&args.out, contract.as_bytes())?;
+    println!(
+        "{shape}: contract {} (vk sha256 {}): {}",
+        solidity::CONTRACT_NAME,
+        vk.sha256,
+        args.out.display()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn solidity_calldata(args: SolidityCalldataArgs) -> Result<std::process::ExitCode> {
+    let vk = match &args.vk {
+        Some(path) => Some((path.as_path(), load_vk(path)?.0.sha256)),
+        None => None,
+    };
+    let (proof, inputs) = read_proof(&args.proof, vk.as_ref().map(|(p, h)| (*p, h.as_str())))?;
+    let value = veil_prover::solidity::calldata(&proof, &inputs)
+        .with_context(|| args.proof.display().to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).expect("JSON values serialise")
+    );
     Ok(std::process::ExitCode::SUCCESS)
 }

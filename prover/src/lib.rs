@@ -4,7 +4,8 @@
 //! ([`qap`], [`fft`]) and MSMs ([`msm`]) and proofs bit-identical to ark-groth16's), key files
 //! ([`keys`]), the circuit's compact R1CS and its cache ([`r1cs`]), the proof encodings
 //! ([`proof`]), the circom ecosystem's `.r1cs` / `.wtns` files ([`iden3`]) and snarkjs's JSON
-//! keys and proofs ([`snarkjs`]).
+//! keys and proofs ([`snarkjs`]), and a Solidity verifier contract with its call arguments
+//! ([`solidity`]).
 
 pub mod fft;
 pub mod groth16;
@@ -16,6 +17,7 @@ mod prover;
 pub mod qap;
 pub mod r1cs;
 pub mod snarkjs;
+pub mod solidity;
 
 pub use prover::{assignment, ProveReport, Prover, SynthesizedWitness};
 
