@@ -22,6 +22,7 @@ use veil_circuits::field;
 use veil_circuits::Transfer;
 
 mod bridge;
+pub mod explorer;
 
 use crate::anchoring::anchor_json;
 use crate::node::{Node, Status, SubmitError};
@@ -42,6 +43,9 @@ pub struct ApiContext {
     pub anchorer: Option<Arc<crate::anchoring::Anchorer>>,
     /// The proving job queue's metrics, when proving goes through one.
     pub proving_queue: Option<Arc<crate::proving::queue::QueueMetrics>>,
+    /// The verifying key `GET /v1/vk` serves (the explorer verifies proofs with it); `None`
+    /// on a node without a prover.
+    pub verifying_key: Option<Arc<explorer::ServedVk>>,
 }
 
 /// A rejection carrying an API error (used by filters that must reject, like authentication).
@@ -81,6 +85,7 @@ pub fn routes(
         let ctx = ctx.clone();
         warp::any().map(move || ctx.clone())
     };
+    let explorer_routes = explorer::routes(ctx.clone());
 
     let post_transfer = warp::path!("v1" / "transfers")
         .and(warp::post())
@@ -161,7 +166,7 @@ pub fn routes(
         .or(get_deposits)
         .unify()
         .boxed();
-    post_transfer
+    let core_routes = post_transfer
         .or(post_deposit)
         .unify()
         .or(get_transfer)
@@ -176,6 +181,8 @@ pub fn routes(
         .unify()
         .or(get_batch)
         .unify()
+        .boxed();
+    core_routes
         .or(bridge_routes)
         .unify()
         .or(post_anchor)
@@ -186,7 +193,11 @@ pub fn routes(
         .unify()
         .or(openapi)
         .unify()
+        .or(explorer_routes)
+        .unify()
         .or(wrong_methods().boxed())
+        .unify()
+        .or(explorer::wrong_methods())
         .unify()
         .recover(recover)
         .unify()
@@ -826,7 +837,18 @@ pub const OPENAPI: &str = r##"{
           "confirmations": {"$ref": "#/components/schemas/U64"},
           "block_hash": {"type": "string", "nullable": true}, "block_height": {"type": "integer", "nullable": true},
           "fee_sat": {"$ref": "#/components/schemas/U64"}, "vsize": {"type": "integer", "nullable": true},
-          "versions": {"type": "array", "items": {"type": "string"}, "description": "every signed version (RBF bumps), oldest first"}}}
+          "versions": {"type": "array", "items": {"type": "string"}, "description": "every signed version (RBF bumps), oldest first"}}},
+      "BatchSummary": {"type": "object", "description": "a batch in GET /v1/batches",
+        "required": ["number", "status", "transfers", "public_in", "public_out", "fees", "new_state_root", "proven_at_ms", "proving_seconds", "anchor"],
+        "properties": {"number": {"$ref": "#/components/schemas/U64"},
+          "status": {"type": "string", "enum": ["sealed", "proven", "anchored"], "description": "anchored: its anchor has the required confirmations"},
+          "transfers": {"type": "integer"}, "public_in": {"$ref": "#/components/schemas/U64"},
+          "public_out": {"$ref": "#/components/schemas/U64"}, "fees": {"$ref": "#/components/schemas/U64"},
+          "new_state_root": {"$ref": "#/components/schemas/Field"},
+          "proven_at_ms": {"type": "integer", "nullable": true, "description": "Unix ms when the node stored the proof (null: not proven, or proven by a node version that did not record it)"},
+          "proving_seconds": {"type": "number", "nullable": true, "description": "proving time (in-process, or a worker job from claim to result), recorded with the proof"},
+          "anchor": {"type": "object", "nullable": true, "properties": {"txid": {"type": "string"},
+            "status": {"type": "string"}, "confirmations": {"$ref": "#/components/schemas/U64"}, "fee_sat": {"type": "integer", "nullable": true}}}}}
     },
     "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "MethodNotAllowed": {"description": "method_not_allowed",
@@ -880,6 +902,16 @@ pub const OPENAPI: &str = r##"{
       "security": [{"operator": []}],
       "responses": {"202": {"description": "pass requested; current anchoring status"},
         "401": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}}},
+    "/v1/batches": {"get": {"summary": "Recent batches for the explorer, newest first: {batch_height, proven_height, anchored_height, batch_size, depth, next_before (the next page's before, or null), batches: [BatchSummary]}",
+      "parameters": [{"name": "limit", "in": "query", "description": "page size, default 20, 1 to 100 (else 400 limit_out_of_range)",
+          "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+        {"name": "before", "in": "query", "description": "only batches numbered below this (default: every sealed batch)",
+          "schema": {"$ref": "#/components/schemas/U64"}}],
+      "responses": {"200": {"description": "batches"}, "400": {"$ref": "#/components/responses/Error"}}}},
+    "/v1/vk": {"get": {"summary": "The verifying-key file (vk-B{B}-D{D}.bin: header and compressed Groth16 key, docs/batch-file.md) the node's proofs verify against; its SHA-256 is the key's identity. 404 vk_unavailable on a node without a prover",
+      "responses": {"200": {"description": "key file", "content": {"application/octet-stream": {}}}, "404": {"$ref": "#/components/responses/Error"}}}},
+    "/": {"get": {"summary": "The batch explorer (HTML; its scripts, style and wasm verifier at /explorer/{app.js, verifier.js, style.css, veil_verifier.wasm}, 404 wasm_unavailable when the node was built without the wasm32 target)",
+      "responses": {"200": {"description": "page", "content": {"text/html": {}}}}}},
     "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
     "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format"}}}}
@@ -910,10 +942,13 @@ mod tests {
             "/v1/openapi.json",
             "/healthz",
             "/metrics",
+            "/v1/batches",
+            "/v1/vk",
+            "/",
         ] {
             assert!(paths.contains_key(p), "{p} missing");
         }
-        assert_eq!(paths.len(), 15);
+        assert_eq!(paths.len(), 18);
         // Wallets scan notes with the rho of each (not in the ciphertext).
         let note = &doc["components"]["schemas"]["PublishedNote"];
         assert!(note["required"].as_array().unwrap().contains(&json!("rho")));

@@ -146,6 +146,9 @@ pub async fn start_with(
             Some(ProverSetup::Queue { .. }) if config.prove => Some(Default::default()),
             _ => None,
         },
+        verifying_key: prover
+            .as_ref()
+            .map(|p| Arc::new(api::explorer::ServedVk::of(p, shape, &config.keys_dir))),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

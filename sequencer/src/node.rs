@@ -50,7 +50,8 @@ use veil_circuits::{RollupState, StateSummary, Transfer, TransferError};
 use veil_verifier::da::{AnchorData, BatchData, TransferData, PROOF_LEN};
 
 use crate::store::{
-    AnchorRecord, AnchorStatus, BatchRecord, NoteEntry, SealWrite, Store, StoreError, TransferState,
+    AnchorRecord, AnchorStatus, BatchRecord, NoteEntry, ProofTiming, SealWrite, Store, StoreError,
+    TransferState,
 };
 
 pub use veil_wire::{public_transfer_id, transfer_id, TransferId};
@@ -267,6 +268,8 @@ pub struct BatchView {
     pub proof: Option<Vec<u8>>,
     /// Its Bitcoin anchor, once signed.
     pub anchor: Option<AnchorRecord>,
+    /// When its proof was stored and how long proving took, when recorded.
+    pub proof_timing: Option<ProofTiming>,
 }
 
 struct PendingTransfer {
@@ -918,7 +921,13 @@ impl Node {
     /// batch `n` is proven already.
     pub fn record_proof(&self, n: u64, proof: &[u8], took: Duration) -> Result<bool, NodeError> {
         let mut inner = self.lock();
-        let Some(height) = self.store().store_proof(n, proof)? else {
+        let timing = ProofTiming {
+            proven_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            proving_ms: took.as_millis() as u64,
+        };
+        let Some(height) = self.store().store_proof(n, proof, timing)? else {
             return Ok(false);
         };
         inner.unproven.remove(&n);
@@ -1025,10 +1034,12 @@ impl Node {
         };
         let proof = self.store().proof(n)?;
         let anchor = self.store().anchor(n)?;
+        let proof_timing = self.store().proof_timing(n)?;
         Ok(Some(BatchView {
             record,
             proof,
             anchor,
+            proof_timing,
         }))
     }
 

@@ -40,6 +40,9 @@ const PROOFS: TableDefinition<u64, &[u8]> = TableDefinition::new("proofs");
 const NOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("notes");
 /// Batch number -> [`AnchorRecord`] (the Bitcoin anchor of a proven batch, DESIGN §11).
 const ANCHORS: TableDefinition<u64, &[u8]> = TableDefinition::new("anchors");
+/// Batch number -> postcard [`ProofTiming`]: when its proof was stored and how long proving took
+/// (written with the proof; batches proven before this table existed have none).
+const PROOF_TIMINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("proof_timings");
 /// Named metadata values (postcard).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -115,6 +118,15 @@ from_redb!(
 );
 
 /// A transfer in storage form: field elements as 32-byte big-endian arrays.
+/// When a batch's proof was stored and how long proving it took (the explorer's proving times).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofTiming {
+    /// Unix time in milliseconds at which the proof was stored.
+    pub proven_at_ms: u64,
+    /// Proving time in milliseconds (in-process, or a worker's job from claim to result).
+    pub proving_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredTransfer {
     public: TransferPublic,
@@ -483,6 +495,7 @@ impl Store {
             txn.open_table(PROOFS)?;
             txn.open_table(NOTES)?;
             txn.open_table(ANCHORS)?;
+            txn.open_table(PROOF_TIMINGS)?;
             txn.open_table(restored::RESTORED)?;
             txn.open_table(bridge::WATCHED)?;
             txn.open_table(bridge::DEPOSITS)?;
@@ -710,7 +723,12 @@ impl Store {
     /// order (prover workers race), so the proven height advances over every consecutive batch
     /// that has its proof. `Ok(None)`: batch `n` already has a proof, which is kept (a batch is
     /// never proven twice into the store). A batch that is not sealed is refused.
-    pub fn store_proof(&self, n: u64, proof: &[u8]) -> Result<Option<u64>, StoreError> {
+    pub fn store_proof(
+        &self,
+        n: u64,
+        proof: &[u8],
+        timing: ProofTiming,
+    ) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_write()?;
         let height;
         {
@@ -733,6 +751,8 @@ impl Store {
                 return Ok(None);
             }
             proofs.insert(n, proof)?;
+            txn.open_table(PROOF_TIMINGS)?
+                .insert(n, encode(&timing).as_slice())?;
             let mut h = proven;
             while h < sealed && proofs.get(h)?.is_some() {
                 h += 1;
@@ -742,6 +762,14 @@ impl Store {
         }
         txn.commit()?;
         Ok(Some(height))
+    }
+
+    /// When batch `n`'s proof was stored and how long proving it took, if recorded.
+    pub fn proof_timing(&self, n: u64) -> Result<Option<ProofTiming>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(PROOF_TIMINGS)?;
+        let v = t.get(n)?;
+        v.map(|v| decode(v.value(), "proof timing")).transpose()
     }
 
     /// Batch `n`'s proof, if proven.
@@ -1067,7 +1095,9 @@ mod tests {
             assert!(store.insert_anchor(&anchor(0, 1, 1)).is_err());
             store.pretend_sealed(4);
             for n in 0..4 {
-                store.store_proof(n, &[n as u8; 128]).unwrap();
+                store
+                    .store_proof(n, &[n as u8; 128], ProofTiming::default())
+                    .unwrap();
             }
             // Out of order, empty, or past the proven height.
             assert!(store.insert_anchor(&anchor(1, 1, 1)).is_err());
@@ -1115,20 +1145,42 @@ mod tests {
         let store = Store::open(dir.path(), shape()).unwrap();
         // Not sealed.
         assert!(matches!(
-            store.store_proof(0, &[1u8; 128]),
+            store.store_proof(0, &[1u8; 128], ProofTiming::default()),
             Err(StoreError::Corrupt(_))
         ));
         store.pretend_sealed(3);
-        assert_eq!(store.store_proof(1, &[1u8; 128]).unwrap(), Some(0));
+        let timing = |ms| ProofTiming {
+            proven_at_ms: ms,
+            proving_ms: ms * 10,
+        };
+        assert_eq!(
+            store.store_proof(1, &[1u8; 128], timing(1)).unwrap(),
+            Some(0)
+        );
         assert_eq!(store.meta().unwrap().proven_height, 0);
-        assert_eq!(store.store_proof(1, &[9u8; 128]).unwrap(), None);
+        assert_eq!(store.store_proof(1, &[9u8; 128], timing(9)).unwrap(), None);
         assert_eq!(store.proof(1).unwrap().unwrap(), vec![1u8; 128]);
-        assert_eq!(store.store_proof(0, &[0u8; 128]).unwrap(), Some(2));
+        // The first proof's timing stays with it.
+        assert_eq!(store.proof_timing(1).unwrap(), Some(timing(1)));
+        assert_eq!(store.proof_timing(0).unwrap(), None);
+        assert_eq!(
+            store
+                .store_proof(0, &[0u8; 128], ProofTiming::default())
+                .unwrap(),
+            Some(2)
+        );
         assert_eq!(store.meta().unwrap().proven_height, 2);
-        assert_eq!(store.store_proof(0, &[9u8; 128]).unwrap(), None);
+        assert_eq!(
+            store
+                .store_proof(0, &[9u8; 128], ProofTiming::default())
+                .unwrap(),
+            None
+        );
         assert_eq!(store.proof(0).unwrap().unwrap(), vec![0u8; 128]);
         assert_eq!(store.proof(2).unwrap(), None);
-        assert!(store.store_proof(3, &[3u8; 128]).is_err());
+        assert!(store
+            .store_proof(3, &[3u8; 128], ProofTiming::default())
+            .is_err());
     }
 
     impl Store {

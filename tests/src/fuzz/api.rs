@@ -50,6 +50,7 @@ impl ApiHarness {
             operator_token: Some(OPERATOR_TOKEN.to_owned()),
             anchorer: None,
             proving_queue: None,
+            verifying_key: None,
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
