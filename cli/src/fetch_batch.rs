@@ -19,9 +19,9 @@ use crate::util;
 /// Arguments of `veil fetch-batch`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Node URL.
-    #[arg(long, default_value = crate::wallet::DEFAULT_NODE)]
-    node: String,
+    /// Node URL (default: $VEIL_NODE, else http://127.0.0.1:8080).
+    #[arg(long)]
+    node: Option<String>,
     /// Batch number.
     #[arg(long)]
     number: u64,
@@ -47,7 +47,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         std::fs::read(&args.vk).with_context(|| format!("cannot read {}", args.vk.display()))?;
     let vk_sha256 = keys::vk_sha256(&vk_bytes);
 
-    let client = NodeClient::new(&args.node)?;
+    let client = NodeClient::new(&crate::wallet::node_url(args.node))?;
     let b = client.batch(args.number)?;
     if b.number != args.number {
         bail!(

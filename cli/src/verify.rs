@@ -6,6 +6,12 @@
 //! file, bad JSON, files of different shapes or batches, a `batch_hash` mismatch, a proof made
 //! for another vk or other public inputs, undecodable proof bytes). Every outcome is one line, or
 //! with `--json` one JSON object: `{"valid": bool, ...}` or `{"error": {"kind", "message"}}`.
+//!
+//! `veil verify --all` checks a node's whole history instead of files: every batch's proof
+//! against public inputs recomputed from its published transfers, the state roots chained from
+//! genesis, and the published notes ([`crate::verify_chain::audit_node`] without Bitcoin; the
+//! anchors are `veil verify-chain`'s). Exit 0 when everything holds, 1 with one line per problem
+//! (`batch N: ...`), 2 when the node cannot be queried or the key not read.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,15 +29,23 @@ use crate::util;
 /// Arguments of `veil verify`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Verifying key (`vk-B{B}-D{D}.bin`).
-    #[arg(long)]
-    vk: PathBuf,
+    /// Verifying key (`vk-B{B}-D{D}.bin`); with --all also a directory holding the node's
+    /// shape's (default `keys`).
+    #[arg(long, required_unless_present = "all")]
+    vk: Option<PathBuf>,
     /// Batch file (its public part is enough).
-    #[arg(long)]
-    batch: PathBuf,
+    #[arg(long, required_unless_present = "all")]
+    batch: Option<PathBuf>,
     /// Proof file.
-    #[arg(long)]
-    proof: PathBuf,
+    #[arg(long, required_unless_present = "all")]
+    proof: Option<PathBuf>,
+    /// Instead of files, every batch of a node: each proof against public inputs recomputed
+    /// from its published transfers, the roots chained from genesis, the published notes.
+    #[arg(long, conflicts_with_all = ["batch", "proof"])]
+    all: bool,
+    /// With --all: the node (default: $VEIL_NODE, else http://127.0.0.1:8080).
+    #[arg(long, requires = "all")]
+    node: Option<String>,
     /// Print one JSON object instead of a line.
     #[arg(long)]
     json: bool,
@@ -68,9 +82,19 @@ struct ErrorReport<'a> {
     message: String,
 }
 
+/// The three files of one verification.
+struct Files {
+    vk: PathBuf,
+    batch: PathBuf,
+    proof: PathBuf,
+}
+
 /// Runs the command; the exit status carries the verdict.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match check(&args) {
+    let (Some(vk), Some(batch), Some(proof)) = (args.vk.clone(), args.batch, args.proof) else {
+        return run_all(args.node, args.vk, args.json);
+    };
+    match check(&Files { vk, batch, proof }) {
         Ok(v) => {
             if args.json {
                 println!("{}", serde_json::to_string(&v)?);
@@ -105,7 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn check(args: &Args) -> Result<Verdict, BadInput> {
+fn check(args: &Files) -> Result<Verdict, BadInput> {
     let batch = read_batch(args)?;
     let shape = batch.shape;
 
@@ -194,7 +218,7 @@ fn check(args: &Args) -> Result<Verdict, BadInput> {
     })
 }
 
-fn read_batch(args: &Args) -> Result<PublicBatch, BadInput> {
+fn read_batch(args: &Files) -> Result<PublicBatch, BadInput> {
     let path = args.batch.display();
     let text = util::read_text(&args.batch).map_err(bad("batch_file"))?;
     let file = BatchFile::from_json(&text)
@@ -206,5 +230,49 @@ fn read_batch(args: &Args) -> Result<PublicBatch, BadInput> {
             _ => "batch_file",
         };
         bad(kind)(anyhow!("{path}: {e}"))
+    })
+}
+
+/// `veil verify --all`: the node's whole history, without Bitcoin.
+fn run_all(node: Option<String>, vk: Option<PathBuf>, as_json: bool) -> anyhow::Result<ExitCode> {
+    let client = veil_wallet::NodeClient::new(&crate::wallet::node_url(node))?;
+    let vk = vk.unwrap_or_else(|| PathBuf::from("keys"));
+    let audit = crate::verify_chain::audit_node(&client, &vk, None, None, 0)?;
+    let valid = audit.problems.is_empty();
+    if as_json {
+        let problems: Vec<_> = audit
+            .problems
+            .iter()
+            .map(|(b, m)| serde_json::json!({"batch": b, "problem": m}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "valid": valid,
+                "batches": audit.batches,
+                "final_root": audit.final_root.map(|r| to_hex(&r)),
+                "vk_sha256": audit.vk_sha256,
+                "problems": problems,
+            })
+        );
+    } else if valid {
+        println!(
+            "valid: {} batches of {} verified (one multi-pairing), roots chain from genesis{}",
+            audit.batches,
+            client.url(),
+            audit
+                .final_root
+                .map(|r| format!(" to {}", to_hex(&r)))
+                .unwrap_or_default()
+        );
+    } else {
+        for (b, m) in &audit.problems {
+            println!("batch {b}: {m}");
+        }
+    }
+    Ok(if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }

@@ -12,7 +12,8 @@
 //! names is just where to look (a block hash hint lets Bitcoin Core without `-txindex` find a
 //! confirmed anchor). Exit 0 when everything holds; otherwise exit 1 with one line per problem,
 //! each naming its batch (`batch N: ...`); exit 2 with one `error: ...` line when the node or
-//! Bitcoin Core cannot be queried at all.
+//! Bitcoin Core cannot be queried at all. [`audit_node`] is the audit itself, without printing
+//! (`veil demo` runs it, on a node without Bitcoin without the anchor checks).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,9 +45,9 @@ use crate::util;
 /// Arguments of `veil verify-chain`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Node URL.
-    #[arg(long, default_value = crate::wallet::DEFAULT_NODE)]
-    node: String,
+    /// Node URL (default: $VEIL_NODE, else http://127.0.0.1:8080).
+    #[arg(long)]
+    node: Option<String>,
     /// Bitcoin Core.
     #[command(flatten)]
     bitcoin: util::BitcoinArgs,
@@ -123,10 +124,97 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
 
+    let client = NodeClient::new(&crate::wallet::node_url(args.node))?;
+    let rpc = args.bitcoin.rpc()?;
+    let audit = audit_node(
+        &client,
+        &args.vk,
+        Some(&rpc),
+        expected_genesis,
+        args.min_confirmations,
+    )?;
+    let NodeAudit {
+        batches,
+        final_root,
+        chain,
+        anchors,
+        genesis,
+        vk_sha256,
+        problems,
+    } = audit;
+    let chain = chain.unwrap_or_default();
+    let ok = problems.is_empty();
+    if args.json {
+        let list: Vec<Value> = problems
+            .iter()
+            .map(|(b, m)| json!({"batch": b, "problem": m}))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "ok": ok,
+                "batches": batches,
+                "chain": chain,
+                "anchors": anchors,
+                "genesis": genesis.map(|g| g.to_string()),
+                "vk_sha256": vk_sha256,
+                "problems": list,
+            })
+        );
+    } else if ok {
+        let last = final_root
+            .map(|r| format!(", final root {}", to_hex(&r)))
+            .unwrap_or_default();
+        println!(
+            "ok: {batches} batches verified (one multi-pairing), roots chain from genesis{last}; {anchors} anchors on {chain} chain from {}",
+            genesis.map_or_else(|| "-".to_owned(), |g| g.to_string()),
+        );
+    } else {
+        for (b, m) in &problems {
+            println!("batch {b}: {m}");
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// What [`audit_node`] found.
+pub struct NodeAudit {
+    /// Batches audited.
+    pub batches: usize,
+    /// The last batch's new state root, as the node states it.
+    pub final_root: Option<Fr>,
+    /// Bitcoin Core's chain (`None` when anchors were not checked).
+    pub chain: Option<String>,
+    /// Anchors found and checked.
+    pub anchors: u64,
+    /// The outpoint batch 0's anchor spends.
+    pub genesis: Option<OutPoint>,
+    /// SHA-256 of the verifying key file.
+    pub vk_sha256: String,
+    /// Every problem found, with its batch; empty when everything holds.
+    pub problems: Vec<(u64, String)>,
+}
+
+/// The audit of `veil verify-chain` (and `veil demo`): downloads the node's whole history,
+/// checks every batch's published data and notes and its root chain, verifies every proof
+/// (one multi-pairing), and, given Bitcoin Core (`rpc`), each batch's anchor and the chain of
+/// anchors (from `expected_genesis` when given). `vk` is a verifying key file, or a directory
+/// holding the one of the node's shape. Errors only when the node or Bitcoin Core cannot be
+/// queried or the key not read; problems are in [`NodeAudit::problems`].
+pub fn audit_node(
+    client: &NodeClient,
+    vk: &Path,
+    rpc: Option<&BitcoinRpc>,
+    expected_genesis: Option<OutPoint>,
+    min_confirmations: u64,
+) -> Result<NodeAudit> {
     // Everything from the node first (its client is blocking), then Bitcoin.
-    let client = NodeClient::new(&args.node)?;
     let state = client.state()?;
-    let vk_path = resolve_vk(&args.vk, state.batch_size, state.depth)?;
+    let vk_path = resolve_vk(vk, state.batch_size, state.depth)?;
     let header = keys::read_header(&vk_path)?;
     if header.kind != KeyKind::Verifying {
         bail!("{} is not a verifying key", vk_path.display());
@@ -142,7 +230,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
 
-    let notes = download_notes(&client)?;
+    let notes = download_notes(client)?;
 
     let mut problems = Problems(Vec::new());
     let derived = check_batches(&batches, shape, &vk.vk, &mut problems)?;
@@ -155,57 +243,31 @@ pub fn run(args: Args) -> Result<ExitCode> {
         data: &data,
     };
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let rpc = args.bitcoin.rpc()?;
-    let (chain, genesis, anchors) = runtime.block_on(check_anchors(
-        &rpc,
-        &node,
-        expected_genesis,
-        args.min_confirmations,
-        &mut problems,
-    ))?;
-
-    let ok = problems.0.is_empty();
-    if args.json {
-        let list: Vec<Value> = problems
-            .0
-            .iter()
-            .map(|(b, m)| json!({"batch": b, "problem": m}))
-            .collect();
-        println!(
-            "{}",
-            json!({
-                "ok": ok,
-                "batches": batches.len(),
-                "chain": chain,
-                "anchors": anchors,
-                "genesis": genesis.map(|g| g.to_string()),
-                "vk_sha256": vk.sha256,
-                "problems": list,
-            })
-        );
-    } else if ok {
-        let last = batches
-            .last()
-            .map(|b| format!(", final root {}", to_hex(&b.public_inputs.new_state_root)))
-            .unwrap_or_default();
-        println!(
-            "ok: {} batches verified (one multi-pairing), roots chain from genesis{last}; {anchors} anchors on {chain} chain from {}",
-            batches.len(),
-            genesis.map_or_else(|| "-".to_owned(), |g| g.to_string()),
-        );
-    } else {
-        for (b, m) in &problems.0 {
-            println!("batch {b}: {m}");
+    let (chain, genesis, anchors) = match rpc {
+        Some(rpc) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let (chain, genesis, anchors) = runtime.block_on(check_anchors(
+                rpc,
+                &node,
+                expected_genesis,
+                min_confirmations,
+                &mut problems,
+            ))?;
+            (Some(chain), genesis, anchors)
         }
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+        None => (None, None, 0),
+    };
+    Ok(NodeAudit {
+        batches: batches.len(),
+        final_root: batches.last().map(|b| b.public_inputs.new_state_root),
+        chain,
+        anchors,
+        genesis,
+        vk_sha256: vk.sha256,
+        problems: problems.0,
     })
 }
 

@@ -1,20 +1,64 @@
 //! `veil wallet`: a wallet in a directory (`key.json` 0600, `wallet.json`) talking to a node:
 //! `new`, `address`, `sync`, `balance`, `send`, `withdraw`, `status`. Transfers are built and
 //! signed here; the spending key never leaves the machine. `--json` prints one JSON object.
+//! `send --wait` and `withdraw --wait` wait until the transfer is final (`veil_wallet::wait`):
+//! proven, or for a withdrawal on a node with Bitcoin, paid by an anchor.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use veil_circuits::Network;
+use veil_wallet::client::TransferStatus;
 use veil_wallet::state::SubmittedTransfer;
-use veil_wallet::Wallet;
+use veil_wallet::{Until, Wallet};
 
-/// Default node URL.
+/// Default node URL (`make run`'s node).
 pub const DEFAULT_NODE: &str = "http://127.0.0.1:8080";
+/// The environment variable naming the node when no `--node` is given.
+pub const NODE_ENV: &str = "VEIL_NODE";
+
+/// The node URL: `flag`, else `$VEIL_NODE`, else [`DEFAULT_NODE`].
+pub fn node_url(flag: Option<String>) -> String {
+    flag.or_else(|| {
+        std::env::var(NODE_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    })
+    .unwrap_or_else(|| DEFAULT_NODE.to_owned())
+}
+
+/// `--wait`'s default limit for a proof (a Bitcoin anchor, which takes confirmations, is waited
+/// for without one unless `--timeout` is given).
+pub const PROOF_WAIT_SECS: u64 = 600;
+
+/// `--timeout SECS` of a wait for `until`: the flag, else [`PROOF_WAIT_SECS`] for a proof and no
+/// limit for an anchor; 0 means no limit.
+pub fn wait_timeout(flag: Option<u64>, until: Until) -> Option<Duration> {
+    match (flag, until) {
+        (Some(0), _) | (None, Until::Anchored) => None,
+        (Some(s), _) => Some(Duration::from_secs(s)),
+        (None, Until::Proven) => Some(Duration::from_secs(PROOF_WAIT_SECS)),
+    }
+}
+
+/// A spinner on stderr (when it is a terminal) showing the status a wait sees.
+pub fn wait_spinner(what: &str) -> (Option<ProgressBar>, impl FnMut(&TransferStatus) + '_) {
+    let spinner = std::io::stderr()
+        .is_terminal()
+        .then(|| crate::util::spinner(format!("{what}: waiting")));
+    let bar = spinner.clone();
+    let show = move |s: &TransferStatus| {
+        if let Some(pb) = &bar {
+            pb.set_message(format!("{what}: {}", s.status));
+        }
+    };
+    (spinner, show)
+}
 
 /// Arguments of `veil wallet`.
 #[derive(clap::Args)]
@@ -22,7 +66,8 @@ pub struct Args {
     /// Wallet directory (default: $VEIL_WALLET, else ~/.veil/wallet).
     #[arg(long, global = true)]
     wallet: Option<PathBuf>,
-    /// Node URL (stored by `new`; overrides the stored one).
+    /// Node URL (stored by `new`, default $VEIL_NODE, else http://127.0.0.1:8080; given, or
+    /// from $VEIL_NODE, it replaces the stored one).
     #[arg(long, global = true)]
     node: Option<String>,
     /// Print one JSON object.
@@ -75,6 +120,12 @@ enum Command {
         /// Fee in satoshis.
         #[arg(long, default_value_t = 0)]
         fee: u64,
+        /// Wait until the payment is in a proven batch (then the recipient's `sync` finds it).
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds (default 600; 0: no limit).
+        #[arg(long, requires = "wait")]
+        timeout: Option<u64>,
     },
     /// Withdraw to a Bitcoin address.
     Withdraw {
@@ -88,9 +139,14 @@ enum Command {
         /// `withdrawal_fee_rate` (`GET /v1/bridge`; 310 sat for P2WPKH at 10 sat/vB).
         #[arg(long, default_value_t = 0)]
         fee: u64,
-        /// Wait until the anchor that pays the withdrawal is in a block, and report its txid.
+        /// Wait until the withdrawal is final: paid by an anchor with the required
+        /// confirmations (its txid is reported), or on a node without Bitcoin, proven.
         #[arg(long)]
         wait: bool,
+        /// With --wait: give up after this many seconds (default: no limit for an anchor, 600
+        /// for a proof; 0: no limit).
+        #[arg(long, requires = "wait")]
+        timeout: Option<u64>,
     },
     /// This wallet's Bitcoin peg-in address: a P2TR output committing to its payment address,
     /// derived here from the node's bridge key (and checked against the address the node says
@@ -140,7 +196,12 @@ fn print_submitted(t: &SubmittedTransfer, as_json: bool) -> Result<()> {
 /// Runs the command.
 pub fn run(args: Args) -> Result<ExitCode> {
     let dir = wallet_dir(args.wallet)?;
-    let node = args.node.as_deref();
+    let node = args.node.or_else(|| {
+        std::env::var(NODE_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    });
+    let node = node.as_deref();
     if let Command::New { network } = args.command {
         let w = Wallet::create(
             &dir,
@@ -215,52 +276,68 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 );
             }
         }
-        Command::Send { to, amount, fee } => {
+        Command::Send {
+            to,
+            amount,
+            fee,
+            wait,
+            timeout,
+        } => {
             let t = w.send(&to, amount, fee, &mut rand::rngs::OsRng)?;
-            print_submitted(&t, args.json)?;
+            if !wait {
+                print_submitted(&t, args.json)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let s = wait_for(&mut w, &t.id, Until::Proven, timeout, "payment")?;
+            let batch = s.batch.unwrap_or_default();
+            if args.json {
+                let mut v = serde_json::to_value(&t)?;
+                v["status"] = json!(s.status);
+                v["batch"] = json!(batch);
+                println!("{v}");
+            } else {
+                println!(
+                    "payment {}: {amount} sat to {} (fee {fee}, change {}), {} in batch {batch}",
+                    t.id, t.to, t.change, s.status
+                );
+            }
         }
         Command::Withdraw {
             to,
             amount,
             fee,
             wait,
+            timeout,
         } => {
+            // Asked first: a node that cannot say what is final gets no withdrawal to wait for.
+            let until = if wait {
+                Until::final_at(w.client())?
+            } else {
+                Until::Proven
+            };
             let t = w.withdraw(&to, amount, fee, &mut rand::rngs::OsRng)?;
             if !wait {
                 print_submitted(&t, args.json)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let spinner = std::io::stderr()
-                .is_terminal()
-                .then(|| ProgressBar::new_spinner().with_message("waiting for the anchor"));
-            let paid = loop {
-                let s = w.status(&t.id)?;
-                if let Some(pb) = &spinner {
-                    pb.set_message(format!("{}: waiting for the anchor", s.status));
-                    pb.tick();
-                }
-                match (s.status.as_str(), &s.txid) {
-                    ("anchored", Some(txid)) => break txid.clone(),
-                    ("rejected", _) => anyhow::bail!(
-                        "withdrawal {} rejected: {}",
-                        t.id,
-                        s.reason.unwrap_or_default()
-                    ),
-                    _ => std::thread::sleep(std::time::Duration::from_secs(1)),
-                }
-            };
-            if let Some(pb) = spinner {
-                pb.finish_and_clear();
-            }
+            let s = wait_for(&mut w, &t.id, until, timeout, "withdrawal")?;
             if args.json {
                 let mut v = serde_json::to_value(&t)?;
-                v["status"] = json!("anchored");
-                v["txid"] = json!(paid);
+                v["status"] = json!(s.status);
+                v["batch"] = json!(s.batch);
+                v["txid"] = json!(s.txid);
                 println!("{v}");
-            } else {
+            } else if let (Until::Anchored, Some(paid)) = (until, &s.txid) {
                 println!(
                     "withdrawal {}: {amount} sat to {to} paid by bitcoin tx {paid}",
                     t.id
+                );
+            } else {
+                println!(
+                    "withdrawal {}: {amount} sat to {to}, {} in batch {} (the node has no Bitcoin: no anchor pays it)",
+                    t.id,
+                    s.status,
+                    s.batch.unwrap_or_default()
                 );
             }
         }
@@ -310,4 +387,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// [`Wallet::wait`] for the wallet's transfer `id` with a spinner and `--timeout`.
+fn wait_for(
+    w: &mut Wallet,
+    id: &str,
+    until: Until,
+    timeout: Option<u64>,
+    what: &str,
+) -> Result<TransferStatus> {
+    let (spinner, mut show) = wait_spinner(what);
+    let result = w.wait(id, until, wait_timeout(timeout, until), &mut show);
+    if let Some(pb) = spinner {
+        pb.finish_and_clear();
+    }
+    Ok(result?)
 }

@@ -10,10 +10,12 @@ pub mod fs;
 pub mod keyfile;
 pub mod select;
 pub mod state;
+pub mod wait;
 pub mod wallet;
 
 pub use client::{ClientError, NodeClient};
 pub use keyfile::{KeyFile, KeyFileError};
 pub use state::WalletState;
 pub use veil_bitcoin::bridge::deposit::{build_deposit, build_deposit_idempotent, DepositError};
+pub use wait::{Until, WaitError};
 pub use wallet::{Balance, SyncReport, Wallet, WalletError};

@@ -110,6 +110,9 @@ pub enum WalletError {
         /// Position.
         position: u64,
     },
+    /// Waiting for a transfer ended without it getting there (rejected, timed out).
+    #[error(transparent)]
+    Wait(crate::wait::WaitError),
     /// The node's transfer id is not the one computed locally.
     #[error("node accepted the transfer under id {node}, expected {local}")]
     IdMismatch {
@@ -273,7 +276,7 @@ impl Wallet {
         &self.keys.key
     }
 
-    fn save(&self) -> Result<(), WalletError> {
+    pub(crate) fn save(&self) -> Result<(), WalletError> {
         Ok(self.state.save(&self.dir.join(STATE_FILE))?)
     }
 
@@ -381,7 +384,7 @@ impl Wallet {
         Ok(report)
     }
 
-    fn record_status(&mut self, status: &TransferStatus) {
+    pub(crate) fn record_status(&mut self, status: &TransferStatus) {
         let Some(t) = self.state.transfer_mut(&status.id) else {
             return;
         };
