@@ -3,7 +3,7 @@ CARGO ?= cargo
 B ?= 16
 D ?= 32
 
-.PHONY: all build run test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load bench-anchor bench-scale bench-peer snarkjs fixtures bitcoind postgres postgres-stop fuzz clean
+.PHONY: all build run demo test lint fmt circuit-info bench bench-quick bench-prover bench-msm bench-load bench-anchor bench-scale bench-peer snarkjs fixtures bitcoind postgres postgres-stop fuzz clean
 
 all: build
 
@@ -17,6 +17,14 @@ RUN_B ?= 4
 RUN_D ?= 32
 run: build
 	./target/release/veil node --data-dir data --keys-dir keys --batch-size $(RUN_B) --depth $(RUN_D) --dev-keys 1 --dev-token
+
+# The whole story on a throwaway node, removed at the end: two wallets, a deposit, a private
+# payment, a withdrawal, verify-chain, a summary table. With a bitcoind (VEIL_BITCOIND, PATH or
+# `make bitcoind`) on its own throwaway regtest node: anchors, a peg-in and a peg-out.
+# Dev keys B = 2, D = 8 in ./keys (made once). DEMO_ARGS="--no-bitcoin", "--json", "--keep".
+DEMO_ARGS ?=
+demo: build
+	./target/release/veil demo --keys-dir keys $(DEMO_ARGS)
 
 test:
 	$(CARGO) test --workspace --all-targets
@@ -68,9 +76,12 @@ PEER_ARGS ?=
 bench-peer: build
 	$(CARGO) run --release -p veil-bench -- peer $(PEER_ARGS)
 
-# snarkjs 0.7.6 from npm into target/npm: the interop tests and bench-peer use it.
+# snarkjs 0.7.6 from npm into target/npm: the interop tests and bench-peer use it. Beside it,
+# for the Solidity verifier's EVM test (cli/tests/export_solidity.rs, scripts/evm-verify.mjs):
+# solc-js and @ethereumjs/evm, an in-process EVM with the BN254 precompiles. Exact versions.
+NPM_TOOLS = snarkjs@0.7.6 solc@0.8.37 @ethereumjs/evm@10.1.3 @ethereumjs/util@10.1.3
 snarkjs:
-	npm install --silent --no-audit --no-fund --prefix target/npm snarkjs@0.7.6
+	npm install --silent --no-audit --no-fund --save-exact --prefix target/npm $(NPM_TOOLS)
 
 # Sequencer API throughput (B = 16, D = 32; 32 keep-alive clients): accepted transfers/s, latency
 # percentiles, the node's peak RSS; once with proving paused (`prove = false`), once with proving

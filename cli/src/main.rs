@@ -8,6 +8,7 @@
 
 mod anchor;
 mod circuit_info;
+mod demo;
 mod deposit;
 mod dev_batches;
 mod dev_token;
@@ -83,6 +84,10 @@ enum Command {
     /// The circuit and witnesses in the circom ecosystem's formats (snarkjs, rapidsnark).
     #[command(subcommand)]
     Export(export::Command),
+    /// The whole story on a throwaway node: two wallets, a deposit, a private payment, a
+    /// withdrawal, `verify-chain`; on a throwaway regtest Bitcoin Core when a bitcoind is found
+    /// (anchors, a peg-in and a peg-out); a summary table at the end.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
         Command::ProverWorker(args) => prover_worker::run(*args),
         Command::Jobs(cmd) => jobs::run(cmd),
         Command::Export(cmd) => export::run(cmd),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,
