@@ -420,7 +420,25 @@ async fn bad_requests_are_refused_with_their_code_and_change_nothing() {
             404,
             "not_found",
         ),
-        ("unknown root route", Req::Get("/".into()), 404, "not_found"),
+        // `/` is the batch explorer; other root paths are not.
+        (
+            "unknown root route",
+            Req::Get("/index.php".into()),
+            404,
+            "not_found",
+        ),
+        (
+            "unknown explorer asset",
+            Req::Get("/explorer/keys.json".into()),
+            404,
+            "not_found",
+        ),
+        (
+            "wrong method on the explorer",
+            Req::Other(reqwest::Method::POST, "/"),
+            405,
+            "method_not_allowed",
+        ),
         (
             "wrong method on state",
             Req::Other(reqwest::Method::POST, "/v1/state"),
