@@ -11,32 +11,12 @@
 //! snarkjs` installs it there; `.ci/run` does). Without it the snarkjs checks are skipped with a
 //! notice, unless `VEIL_REQUIRE_SNARKJS=1`.
 
+mod export_support;
+
+use export_support::{decimal, fixture, text, veil, workspace};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run veil")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/data")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn snarkjs() -> Option<PathBuf> {
     let path = std::env::var_os("VEIL_SNARKJS")
@@ -259,27 +239,6 @@ fn snarkjs_verifies_a_committed_veil_proof_exported_to_its_json() {
         !out.status.success() && (text(&out.stdout) + &text(&out.stderr)).contains("Invalid proof"),
         "{out:?}"
     );
-}
-
-/// A `0x` big-endian hex field element in decimal (as snarkjs writes public inputs).
-fn decimal(hex: &str) -> String {
-    let mut digits = vec![0u8]; // little-endian base-10 digits
-    for c in hex.trim_start_matches("0x").chars() {
-        let mut carry = c.to_digit(16).unwrap();
-        for d in digits.iter_mut() {
-            let v = u32::from(*d) * 16 + carry;
-            *d = (v % 10) as u8;
-            carry = v / 10;
-        }
-        while carry > 0 {
-            digits.push((carry % 10) as u8);
-            carry /= 10;
-        }
-    }
-    while digits.len() > 1 && digits.last() == Some(&0) {
-        digits.pop();
-    }
-    digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
 }
 
 #[test]

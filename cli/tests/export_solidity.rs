@@ -17,34 +17,14 @@
 //! `VEIL_REQUIRE_SNARKJS=1`. The npm directory is `VEIL_NPM_DIR`, else `target/npm`; node is
 //! `VEIL_NODE`, else `node` on PATH.
 
+mod export_support;
+
+use export_support::{decimal, fixture, text, veil, workspace};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run veil")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn fixture(name: &str) -> String {
-    workspace()
-        .join("fixtures/data")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -141,27 +121,6 @@ fn constant(contract: &str, name: &str) -> String {
         Some(hex) => decimal(hex),
         None => value.to_string(),
     }
-}
-
-/// A hex number in decimal (snarkjs's JSON is decimal).
-fn decimal(hex: &str) -> String {
-    let mut digits = vec![0u8]; // little-endian base-10 digits
-    for c in hex.trim_start_matches("0x").chars() {
-        let mut carry = c.to_digit(16).unwrap();
-        for d in digits.iter_mut() {
-            let v = u32::from(*d) * 16 + carry;
-            *d = (v % 10) as u8;
-            carry = v / 10;
-        }
-        while carry > 0 {
-            digits.push((carry % 10) as u8);
-            carry /= 10;
-        }
-    }
-    while digits.len() > 1 && digits.last() == Some(&0) {
-        digits.pop();
-    }
-    digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
 }
 
 #[test]
