@@ -3,7 +3,8 @@
 //! single-transaction version 1 anchor ([`tx`]), the Taproot envelopes that carry a range's data
 //! ([`envelope`]) and the commit / reveal / anchor transactions that publish them ([`package`]),
 //! the operator's secp256k1 key ([`operator`]) and an async Bitcoin Core JSON-RPC client
-//! ([`rpc`]), and the bridge's pay-to-contract peg-in addresses ([`bridge`], issue 15).
+//! ([`rpc`]), the bridge's pay-to-contract peg-in addresses ([`bridge`], issue 15), and a plain
+//! user's key-path P2TR payment ([`spend`]).
 //!
 //! # Payload, version 1
 //!
@@ -75,6 +76,7 @@ pub mod package;
 pub mod payload;
 pub mod refs;
 pub mod rpc;
+pub mod spend;
 pub mod tx;
 
 pub use envelope::{Envelope, EnvelopeError, MAX_ENVELOPE_DATA};

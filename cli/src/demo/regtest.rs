@@ -15,16 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use bitcoin::hashes::Hash;
-use bitcoin::key::{Keypair, TapTweak};
-use bitcoin::secp256k1::{Message, Secp256k1};
-use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
+use bitcoin::key::Keypair;
+use bitcoin::secp256k1::Secp256k1;
 use bitcoin::{
-    absolute, transaction, Address, Amount, CompressedPublicKey, Network, OutPoint, ScriptBuf,
-    Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+    Address, Amount, CompressedPublicKey, Network, OutPoint, ScriptBuf, Transaction, TxOut, Txid,
 };
 use rand::RngCore;
 use serde_json::Value;
+use veil_bitcoin::spend::pay_from_coin;
 use veil_bitcoin::{BitcoinRpc, RpcAuth, RpcConfig, RpcError};
 
 use super::Cleanup;
@@ -292,45 +290,18 @@ impl BtcUser {
         value: u64,
         fee: u64,
     ) -> Result<Transaction> {
-        let secp = Secp256k1::new();
-        let (prev, prev_out) = self.coin.clone().context("the Bitcoin user has no coin")?;
-        let change = prev_out
-            .value
-            .checked_sub(Amount::from_sat(value + fee))
-            .context("the Bitcoin user's coin is too small")?;
-        let mut tx = Transaction {
-            version: transaction::Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: prev,
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::new(),
-            }],
-            output: vec![
-                TxOut {
-                    value: Amount::from_sat(value),
-                    script_pubkey: script,
-                },
-                TxOut {
-                    value: change,
-                    script_pubkey: self.address.script_pubkey(),
-                },
-            ],
+        let (prev, prev_out) = self.coin.as_ref().context("the Bitcoin user has no coin")?;
+        let payment = TxOut {
+            value: Amount::from_sat(value),
+            script_pubkey: script,
         };
-        let sighash = SighashCache::new(&tx)
-            .taproot_key_spend_signature_hash(
-                0,
-                &Prevouts::All(std::slice::from_ref(&prev_out)),
-                TapSighashType::Default,
-            )
-            .context("signing the peg-in")?;
-        let tweaked = self.keypair.tap_tweak(&secp, None);
-        let sig = secp.sign_schnorr_no_aux_rand(
-            &Message::from_digest(sighash.to_byte_array()),
-            &tweaked.to_keypair(),
-        );
-        tx.input[0].witness.push(sig.as_ref());
+        let tx = pay_from_coin(
+            &self.keypair,
+            (*prev, prev_out),
+            vec![payment],
+            Amount::from_sat(fee),
+        )
+        .context("paying from the Bitcoin user's coin")?;
         let txid: Txid = rpc
             .send_raw_transaction(&tx)
             .await

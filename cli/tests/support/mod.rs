@@ -17,18 +17,14 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use bitcoin::hashes::Hash;
-use bitcoin::key::{Keypair, TapTweak};
-use bitcoin::secp256k1::{Message, Secp256k1};
-use bitcoin::sighash::{Prevouts, SighashCache, TapSighashType};
-use bitcoin::{
-    absolute, transaction, Address, Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction,
-    TxIn, TxOut, Txid, Witness,
-};
+use bitcoin::key::Keypair;
+use bitcoin::secp256k1::Secp256k1;
+use bitcoin::{Address, Amount, Network, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use bitcoind::{Bitcoind, RPC_PASSWORD, RPC_USER};
 use serde_json::Value;
 use veil_bitcoin::package::read_package;
 use veil_bitcoin::payload::AnchorPayloadV2;
+use veil_bitcoin::spend::pay_from_coin;
 use veil_bitcoin::{KeyKind, OperatorKey};
 use veil_circuits::batch::BatchShape;
 use veil_fixtures::Scenario;
@@ -312,45 +308,21 @@ impl BtcUser {
     /// Pays `outputs` (script, sat) from the last coin, change last (2,000 sat fee), signs
     /// with a BIP 341 key-path signature and broadcasts. Output `i` is `outputs[i]`.
     pub fn pay(&mut self, chain: &Chain, outputs: &[(ScriptBuf, u64)]) -> Txid {
-        let secp = Secp256k1::new();
-        let (prev, prev_out) = self.coin.clone();
-        let total: u64 = outputs.iter().map(|(_, v)| v).sum();
-        let change = prev_out.value - Amount::from_sat(total + 2_000);
-        let mut output: Vec<TxOut> = outputs
+        let (prev, prev_out) = &self.coin;
+        let output = outputs
             .iter()
             .map(|(script, v)| TxOut {
                 value: Amount::from_sat(*v),
                 script_pubkey: script.clone(),
             })
             .collect();
-        output.push(TxOut {
-            value: change,
-            script_pubkey: self.address.script_pubkey(),
-        });
-        let mut tx = Transaction {
-            version: transaction::Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: prev,
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::new(),
-            }],
+        let tx = pay_from_coin(
+            &self.keypair,
+            (*prev, prev_out),
             output,
-        };
-        let sighash = SighashCache::new(&tx)
-            .taproot_key_spend_signature_hash(
-                0,
-                &Prevouts::All(std::slice::from_ref(&prev_out)),
-                TapSighashType::Default,
-            )
-            .unwrap();
-        let tweaked = self.keypair.tap_tweak(&secp, None);
-        let sig = secp.sign_schnorr_no_aux_rand(
-            &Message::from_digest(sighash.to_byte_array()),
-            &tweaked.to_keypair(),
-        );
-        tx.input[0].witness.push(sig.as_ref());
+            Amount::from_sat(2_000),
+        )
+        .unwrap();
         let txid = chain
             .rt
             .block_on(chain.btc.rpc.send_raw_transaction(&tx))
