@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use rand::{CryptoRng, RngCore};
 use veil_circuits::batch::file::BatchFile;
 use veil_prover::proof::ProofFile;
-use veil_prover::Prover;
+use veil_prover::{Prover, SynthesizedWitness};
 
 use crate::util;
 
@@ -47,9 +47,19 @@ pub fn prove_batch<R: RngCore + CryptoRng>(
     batch: &BatchFile,
     rng: &mut R,
 ) -> Result<ProofFile> {
+    let witness = prover.synthesize(batch.circuit()?)?;
+    proof_file(prover, batch, witness, rng)
+}
+
+/// Proves a witness of `batch` synthesised for `prover` and returns its proof file.
+fn proof_file<R: RngCore + CryptoRng>(
+    prover: &Prover,
+    batch: &BatchFile,
+    witness: SynthesizedWitness,
+    rng: &mut R,
+) -> Result<ProofFile> {
     let public = batch.public_batch()?;
-    let circuit = batch.circuit()?;
-    let proof = prover.prove(circuit, rng)?;
+    let (proof, _) = prover.prove_synthesized(witness, rng)?;
     Ok(ProofFile::new(
         public.shape,
         public.batch_number,
@@ -64,20 +74,19 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
     let batch = read_batch(&args.batch)?;
     let shape = batch.shape()?;
     // Decode and check the witness before the (slow, for big shapes) key load.
-    batch
+    let circuit = batch
         .circuit()
         .with_context(|| args.batch.display().to_string())?;
     let start = Instant::now();
     let pb = util::spinner(format!(
-        "loading {} and synthesising the {shape} circuit",
+        "loading {} while synthesising the {shape} witness",
         args.pk.display()
     ));
-    let prover = Prover::load(&args.pk, shape);
-    let prover = match prover {
-        Ok(p) => p,
+    let (prover, witness) = match Prover::load_and_synthesize(&args.pk, shape, circuit) {
+        Ok(loaded) => loaded,
         Err(e) => {
             pb.finish_and_clear();
-            return Err(e.into());
+            return Err(anyhow::Error::new(e).context(format!("proving {}", args.batch.display())));
         }
     };
     let loaded = start.elapsed();
@@ -89,16 +98,16 @@ pub fn run(args: Args) -> Result<std::process::ExitCode> {
                     "WARNING: deterministic proof randomness (--dev-seed {seed}): the proof is not zero-knowledge"
                 )
             });
-            prove_batch(&prover, &batch, &mut veil_prover::dev_rng(seed))
+            proof_file(&prover, &batch, witness, &mut veil_prover::dev_rng(seed))
         }
-        None => prove_batch(&prover, &batch, &mut rand::rngs::OsRng),
+        None => proof_file(&prover, &batch, witness, &mut rand::rngs::OsRng),
     };
     pb.finish_and_clear();
     let proof = proof.with_context(|| format!("proving {}", args.batch.display()))?;
     util::write_atomic(&args.out, proof.to_json().as_bytes())?;
     let total = start.elapsed();
     println!(
-        "proved batch {} ({shape}) in {:.2} s (loading the key and circuit {:.2} s, proving {:.2} s): {}",
+        "proved batch {} ({shape}) in {:.2} s (loading the key and circuit while synthesising the witness {:.2} s, proving {:.2} s): {}",
         proof.batch_number,
         total.as_secs_f64(),
         loaded.as_secs_f64(),

@@ -206,19 +206,48 @@ impl Prover {
     pub fn synthesize(&self, circuit: BatchCircuit) -> Result<SynthesizedWitness, ProverError> {
         let span = tracing::info_span!("synthesize", shape = %self.shape);
         let _g = span.enter();
-        if circuit.witness.shape != self.shape {
-            return Err(ProverError::ShapeMismatch {
-                circuit: circuit.witness.shape,
-                key: self.shape,
-            });
-        }
-        circuit.witness.check_dimensions()?;
-        let public_inputs = circuit.public_inputs.to_vec();
+        let assignment = UncheckedAssignment::synthesize(circuit, self.shape)?;
+        self.check(assignment)
+    }
 
-        let t = Instant::now();
-        let assignment = self.assignment(circuit)?;
-        let synthesis = t.elapsed();
-        tracing::debug!(elapsed = ?synthesis, "synthesised the witness");
+    /// [`Prover::load`] and [`Prover::synthesize`] at once: the key and the circuit's matrices
+    /// are read while another thread synthesises `circuit`'s assignment (which needs neither),
+    /// so a one-off `veil prove` pays for the shorter of the two only once.
+    pub fn load_and_synthesize(
+        path: &Path,
+        shape: BatchShape,
+        circuit: BatchCircuit,
+    ) -> Result<(Self, SynthesizedWitness), ProverError> {
+        let (prover, assignment) = std::thread::scope(|scope| {
+            let synthesis = scope.spawn(move || UncheckedAssignment::synthesize(circuit, shape));
+            let prover = Self::load(path, shape);
+            let assignment = synthesis
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (prover, assignment)
+        });
+        let prover = prover?;
+        let witness = prover.check(assignment?)?;
+        Ok((prover, witness))
+    }
+
+    /// A synthesised assignment checked against this prover's matrices.
+    fn check(&self, unchecked: UncheckedAssignment) -> Result<SynthesizedWitness, ProverError> {
+        let UncheckedAssignment {
+            assignment,
+            constraints,
+            public_inputs,
+            synthesis,
+        } = unchecked;
+        let m = &self.r1cs;
+        if assignment.len() != m.num_variables() || constraints != m.num_constraints() {
+            return Err(ProverError::KeyMismatch(format!(
+                "the witness synthesised {constraints} constraints over {} variables, the key's circuit has {} over {}",
+                assignment.len(),
+                m.num_constraints(),
+                m.num_variables(),
+            )));
+        }
 
         let t = Instant::now();
         let evaluations = qap::evaluate(&self.r1cs, &assignment).map_err(|e| match e {
@@ -272,7 +301,16 @@ impl Prover {
         )?;
         drop(assignment);
         report.proof = timings;
-        tracing::debug!(elapsed = ?timings.total(), "proved");
+        tracing::debug!(
+            elapsed = ?timings.total(),
+            witness_map = ?timings.witness_map,
+            msm_h = ?timings.msm_h,
+            msm_l = ?timings.msm_l,
+            msm_a = ?timings.msm_a,
+            msm_b_g1 = ?timings.msm_b_g1,
+            msm_b_g2 = ?timings.msm_b_g2,
+            "proved"
+        );
 
         let t = Instant::now();
         if !Groth16::<Bn254>::verify_with_processed_vk(&self.pvk, &public_inputs, &proof)? {
@@ -282,22 +320,6 @@ impl Prover {
         Ok((proof, report))
     }
 
-    /// The full assignment of `circuit` ([`assignment`]), checked to have this prover's
-    /// dimensions.
-    fn assignment(&self, circuit: BatchCircuit) -> Result<Vec<Fr>, ProverError> {
-        let (z, constraints) = assignment(circuit)?;
-        let m = &self.r1cs;
-        if z.len() != m.num_variables() || constraints != m.num_constraints() {
-            return Err(ProverError::KeyMismatch(format!(
-                "the witness synthesised {constraints} constraints over {} variables, the key's circuit has {} over {}",
-                z.len(),
-                m.num_constraints(),
-                m.num_variables(),
-            )));
-        }
-        Ok(z)
-    }
-
     /// Proves a built batch.
     pub fn prove_built<R: RngCore + CryptoRng>(
         &self,
@@ -305,6 +327,39 @@ impl Prover {
         rng: &mut R,
     ) -> Result<Proof<Bn254>, ProverError> {
         self.prove(built.circuit(), rng)
+    }
+}
+
+/// A full assignment fresh from synthesis, not yet checked against the matrices.
+struct UncheckedAssignment {
+    assignment: Vec<Fr>,
+    constraints: usize,
+    public_inputs: Vec<Fr>,
+    synthesis: Duration,
+}
+
+impl UncheckedAssignment {
+    /// Synthesises `circuit`'s assignment ([`assignment`]) after checking that it has `shape`
+    /// and well-formed dimensions.
+    fn synthesize(circuit: BatchCircuit, shape: BatchShape) -> Result<Self, ProverError> {
+        if circuit.witness.shape != shape {
+            return Err(ProverError::ShapeMismatch {
+                circuit: circuit.witness.shape,
+                key: shape,
+            });
+        }
+        circuit.witness.check_dimensions()?;
+        let public_inputs = circuit.public_inputs.to_vec();
+        let t = Instant::now();
+        let (assignment, constraints) = assignment(circuit)?;
+        let synthesis = t.elapsed();
+        tracing::debug!(elapsed = ?synthesis, "synthesised the witness");
+        Ok(Self {
+            assignment,
+            constraints,
+            public_inputs,
+            synthesis,
+        })
     }
 }
 

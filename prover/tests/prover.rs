@@ -1,6 +1,7 @@
 //! The long-lived `Prover`: several batches proved back to back with one loaded key all verify;
 //! proofs equal those of the one-off `prove` for the same RNG; keys and circuits of the wrong
-//! shape, malformed witnesses and unsatisfied witnesses are refused with errors, not panics.
+//! shape, malformed witnesses and unsatisfied witnesses are refused with errors, not panics;
+//! loading the key while synthesising the witness changes nothing but the time.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -90,6 +91,50 @@ fn one_prover_many_batches() {
     assert!(matches!(
         Prover::new(BatchShape::new(2, 10).unwrap(), pk.clone()),
         Err(ProverError::KeyMismatch(_))
+    ));
+}
+
+/// Loading the key while the witness is synthesised gives the same proof as doing one after the
+/// other; key errors and witness errors still come out as errors.
+#[test]
+fn load_and_synthesize_matches_load_then_synthesize() {
+    let shape = BatchShape::new(2, 8).unwrap();
+    let (dir, _) = dev_keys(shape);
+    let pk_path = dir.join(keys::key_file_name(keys::KeyKind::Proving, shape));
+    let (_, batches) = mixed_history(shape, 5);
+    let built = &batches[2];
+
+    let (prover, witness) = Prover::load_and_synthesize(&pk_path, shape, built.circuit()).unwrap();
+    let (overlapped, _) = prover.prove_synthesized(witness, &mut dev_rng(4)).unwrap();
+    let sequential = Prover::load(&pk_path, shape)
+        .unwrap()
+        .prove_built(built, &mut dev_rng(4))
+        .unwrap();
+    assert_eq!(overlapped, sequential);
+
+    // A key for another shape: the key's error, whatever the witness.
+    let small = BatchShape::new(1, 8).unwrap();
+    let err = Prover::load_and_synthesize(&pk_path, small, built.circuit()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProverError::KeyFile(keys::KeyFileError::WrongShape { .. })
+        ),
+        "{err}"
+    );
+    // A good key and an unsatisfied witness: refused by the check after both.
+    let mut circuit = built.circuit();
+    circuit.public_inputs.batch_hash += Fr::one();
+    assert!(matches!(
+        Prover::load_and_synthesize(&pk_path, shape, circuit),
+        Err(ProverError::Unsatisfied { .. })
+    ));
+    // A malformed witness: refused by synthesis, not a panic in the other thread.
+    let mut circuit = built.circuit();
+    circuit.witness.slots[1].inputs[0].path.siblings.pop();
+    assert!(matches!(
+        Prover::load_and_synthesize(&pk_path, shape, circuit),
+        Err(ProverError::Witness(_))
     ));
 }
 
