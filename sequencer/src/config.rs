@@ -719,6 +719,67 @@ mod tests {
     }
 
     #[test]
+    fn proving_table_from_toml_and_env_and_each_rule_refused_on_its_own() {
+        let c = Config::default();
+        assert_eq!(c.proving.database_url, None);
+        assert_eq!(c.proving.heartbeat_timeout(), Duration::from_secs(30));
+        assert_eq!(c.proving.max_attempts, 3);
+        let c = Config::from_toml(
+            "[proving]\ndatabase_url = \"postgres://veil:pw-secret@db:5432/veil\"\nheartbeat_timeout_ms = 100\nmax_attempts = 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.proving.heartbeat_timeout(), Duration::from_millis(100));
+        assert_eq!(c.proving.max_attempts, 1);
+        // The password is redacted wherever the config is printed.
+        assert!(!format!("{c:?}").contains("pw-secret"), "{c:?}");
+        assert!(Config::from_toml("[proving]\nbogus = 1\n").is_err());
+        assert!(Config::from_toml("[proving]\ndatabase_url = \"postgresql://h/db\"\n").is_ok());
+
+        // Each rule, alone, with the key it names; the value one below each limit is refused.
+        for (bad, key) in [
+            ("heartbeat_timeout_ms = 99", "proving.heartbeat_timeout_ms"),
+            ("max_attempts = 0", "proving.max_attempts"),
+            ("database_url = \"mysql://h/db\"", "proving.database_url"),
+            ("database_url = \"\"", "proving.database_url"),
+        ] {
+            let err = Config::from_toml(&format!("[proving]\n{bad}\n")).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { key: k, .. } if k == key),
+                "{bad}: {err}"
+            );
+            assert!(err.to_string().starts_with(key), "{err}");
+        }
+
+        // VEIL_DATABASE_URL sets the queue and is checked like the file's value.
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "VEIL_DATABASE_URL").then(|| "postgres://h/q".to_string()))
+            .unwrap();
+        assert_eq!(c.proving.database_url.as_deref(), Some("postgres://h/q"));
+        let err = Config::default()
+            .apply_env(|k| (k == "VEIL_DATABASE_URL").then(|| "h:5432/q".to_string()))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    key: "proving.database_url",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Set programmatically: refused by validate (which `start` calls).
+        let c = Config {
+            proving: ProvingConfig {
+                max_attempts: 0,
+                ..ProvingConfig::default()
+            },
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
     fn http_limits_from_toml_and_env() {
         let c = Config::default();
         assert_eq!(c.http.header_timeout(), Duration::from_secs(10));
