@@ -250,7 +250,11 @@ fn render(r: &Report) -> String {
     let ratios: Vec<String> = r.ratios.iter().map(|x| format!("{x:.3}")).collect();
     out.push_str(&format!(
         "Medians of {} alternating rounds; ratios per round: {}. Every round's two proofs are \
-         identical and verify with stock `Groth16::verify`.\n\n",
+         identical and verify with stock `Groth16::verify`. Both provers run in this one process \
+         (with the proving key and the matrices loaded once), so each peak RSS is the process's \
+         high-water mark since a reset before that prover ran: it includes the key and the heap \
+         the allocator kept from the other side. `make bench-peer` measures `veil prove` alone, \
+         as its own process.\n\n",
         r.ratios.len(),
         ratios.join(", ")
     ));
