@@ -491,10 +491,28 @@ fn decode_points<G: AffineRepr>(
         .filter(|&t| t <= reader.len())
         .ok_or(SerializationError::InvalidData)?;
     let (body, rest) = reader.split_at(total);
-    let points = body
-        .par_chunks_exact(size)
-        .map(|mut chunk| G::deserialize_with_mode(&mut chunk, compress, validate))
-        .collect::<Result<Vec<G>, _>>()?;
+    // An indexed parallel iterator writes each point straight into its slot of one vector
+    // (collecting `Result`s would gather per-thread lists and copy them together); the first
+    // failure is kept aside and returned after.
+    let failure = std::sync::Mutex::new(None);
+    let mut points = Vec::with_capacity(body.len() / size);
+    body.par_chunks_exact(size)
+        .map(|mut chunk| {
+            G::deserialize_with_mode(&mut chunk, compress, validate).unwrap_or_else(|e| {
+                failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert(e);
+                G::zero()
+            })
+        })
+        .collect_into_vec(&mut points);
+    if let Some(e) = failure
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        return Err(e);
+    }
     *reader = rest;
     Ok(points)
 }

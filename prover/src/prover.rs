@@ -90,16 +90,34 @@ impl Prover {
     /// and cached there) and the key is refused unless it was made for exactly this constraint
     /// system.
     pub fn load(path: &Path, shape: BatchShape) -> Result<Self, ProverError> {
-        keys::expect_header(path, KeyKind::Proving, shape)?;
-        let t = Instant::now();
+        let header = keys::expect_header(path, KeyKind::Proving, shape)?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let r1cs = R1cs::cached(dir, shape);
+        // The matrices and the key's points are independent until the key's circuit hash (its
+        // header's) is compared with the matrices' own: read both at once.
+        let (r1cs, pk) = rayon::join(
+            || {
+                let t = Instant::now();
+                let r1cs = R1cs::cached(dir, shape);
+                tracing::debug!(elapsed = ?t.elapsed(), "the circuit's matrices");
+                r1cs
+            },
+            || {
+                let t = Instant::now();
+                let pk = keys::read_proving_key(path, shape, &header.shape_hash);
+                tracing::debug!(elapsed = ?t.elapsed(), "read the proving key");
+                pk
+            },
+        );
         let shape_hash = r1cs.hash();
-        tracing::debug!(elapsed = ?t.elapsed(), "the circuit's matrices");
-        let t = Instant::now();
-        let pk = keys::read_proving_key(path, shape, &shape_hash)?;
-        tracing::debug!(elapsed = ?t.elapsed(), "read the proving key");
-        Self::assemble(shape, shape_hash, pk, r1cs)
+        if header.shape_hash != shape_hash {
+            return Err(keys::KeyFileError::WrongCircuit {
+                path: path.to_path_buf(),
+                found: hex::encode(header.shape_hash),
+                expected: hex::encode(shape_hash),
+            }
+            .into());
+        }
+        Self::assemble(shape, shape_hash, pk?, r1cs)
     }
 
     /// A prover for a proving key already in memory (e.g. fresh from [`crate::setup`]). The key's

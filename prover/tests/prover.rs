@@ -166,6 +166,31 @@ fn wrong_shape_key_is_refused() {
         ),
         "{err}"
     );
+    // A key for another build of the circuit (its header's circuit hash differs from the
+    // matrices'), beside this build's matrices: refused, naming both hashes.
+    let other_build = tempfile::tempdir().unwrap();
+    let r1cs_cache = veil_prover::r1cs::cache_path(&dir, shape);
+    if r1cs_cache.exists() {
+        std::fs::copy(
+            &r1cs_cache,
+            veil_prover::r1cs::cache_path(other_build.path(), shape),
+        )
+        .unwrap();
+    }
+    let mut bytes = std::fs::read(&pk_path).unwrap();
+    bytes[19] ^= 1;
+    let foreign = other_build.path().join(pk_path.file_name().unwrap());
+    std::fs::write(&foreign, &bytes).unwrap();
+    let err = Prover::load(&foreign, shape).unwrap_err();
+    let expected = hex::encode(keys::shape_hash(shape));
+    assert!(
+        matches!(
+            &err,
+            ProverError::KeyFile(keys::KeyFileError::WrongCircuit { expected: e, found, .. })
+                if *e == expected && *found != expected
+        ),
+        "{err}"
+    );
     let err = Prover::load(&dir.join("missing.bin"), shape).unwrap_err();
     assert!(matches!(
         err,
@@ -195,5 +220,19 @@ fn parallel_proving_key_decoder_matches_arkworks() {
         let at = pk.vk.serialized_size(compress) + pk.beta_g1.serialized_size(compress) * 2;
         huge[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode(&huge).is_err());
+        // A point in the middle of a vector that is not one (its x coordinate is all ones, not
+        // below the modulus) is refused, whichever thread decodes it.
+        let mut bad = bytes.clone();
+        let point = pk.h_query[0].serialized_size(compress);
+        let h_start = pk.vk.serialized_size(compress)
+            + pk.beta_g1.serialized_size(compress) * 2
+            + pk.a_query.serialized_size(compress)
+            + pk.b_g1_query.serialized_size(compress)
+            + pk.b_g2_query.serialized_size(compress)
+            + 8;
+        let mid = h_start + point * (pk.h_query.len() / 2);
+        bad[mid..mid + 32].fill(0xff);
+        assert!(decode(&bad).is_err());
+        assert!(decode(&bytes).is_ok());
     }
 }
