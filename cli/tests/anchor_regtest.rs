@@ -452,7 +452,7 @@ fn killed_after_signing_rebroadcasts_the_same_txid_and_stuck_anchors_are_bumped(
     node.deposit(&mut sc, &alice, 100);
     let start = Instant::now();
     let status = loop {
-        if let Some(s) = node.child.try_wait().unwrap() {
+        if let Some(s) = node.child().try_wait().unwrap() {
             break s;
         }
         assert!(

@@ -172,7 +172,7 @@ fn btc_deposited_to_a_peg_in_address_is_paid_privately_and_withdrawn_to_bitcoin(
     // Mined again: credited after K blocks, by a node that aborts right after crediting.
     let first_credited_block = chain.mine_only(&[deposit_txid.parse().unwrap()]);
     chain.mine(K - 1);
-    let status = node.child.wait().unwrap();
+    let status = node.child().wait().unwrap();
     assert!(!status.success(), "the failpoint aborts the node");
     assert!(node.log().contains("peg-in credited"), "{}", node.log());
     let mut node = NodeProc::start(&config, port, &node_args, &[]);

@@ -5,10 +5,12 @@
 //! token wins, Bitcoin and `--dev-token` do not mix, and a deposit without any token says where
 //! one comes from, in one line.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+mod node_process;
+use node_process::NodeProcess;
 
 fn veil(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_veil"))
@@ -23,14 +25,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `veil node --dev-token --no-prove` (B = 1, D = 8) on `data`, without a token in the
 /// environment.
 fn dev_node(data: &Path) -> Command {
@@ -42,43 +36,29 @@ fn dev_node(data: &Path) -> Command {
     cmd
 }
 
-struct Node(Child, std::path::PathBuf);
+struct Node(NodeProcess);
 
 impl Node {
     /// [`dev_node`] on `data`, listening when returned.
     fn start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Node, String) {
-        let port = free_port();
-        let log = data.with_extension(format!("{port}.log"));
         let mut cmd = dev_node(data);
-        cmd.args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
+        cmd.args(extra)
             .env("RUST_LOG", "warn,veil_sequencer=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stdout(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut node = Node(cmd.spawn().unwrap(), log);
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = node.0.try_wait().unwrap() {
-                panic!("node exited with {status}: {}", node.log());
-            }
-            assert!(start.elapsed() < Duration::from_secs(120), "{}", node.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (node, format!("http://127.0.0.1:{port}"))
+        // One log per start: a restarted node on the same data writes a fresh one.
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = data.with_extension(format!("{n}.log"));
+        let process = NodeProcess::spawn(cmd, log, Duration::from_secs(120));
+        let url = process.url();
+        (Node(process), url)
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.1).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.0.log()
     }
 }
 

@@ -13,12 +13,14 @@
 //! A last test checks that a `--wait` which times out says so in one `error:` line, exit 2.
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod node_process;
+use node_process::NodeProcess;
 
 const BEGIN: &str = "<!-- quickstart:begin -->";
 const END: &str = "<!-- quickstart:end -->";
@@ -93,14 +95,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Dev keys (seed `seed`) for B = 2, D = 8 cached under the target dir, as the other CLI tests
 /// keep them; returns their directory.
 fn dev_keys(seed: u64) -> PathBuf {
@@ -131,8 +125,7 @@ const SHAPE: [&str; 6] = ["--batch-size", "2", "--depth", "8", "--max-wait-ms", 
 
 /// `make run`'s node (`--data-dir data --keys-dir keys --dev-keys 1 --dev-token`) in `clone`.
 struct Node {
-    child: Child,
-    log: PathBuf,
+    process: NodeProcess,
     url: String,
 }
 
@@ -140,38 +133,23 @@ impl Node {
     /// The node with `extra` arguments (B = 2, D = 8 and the batch timer for this test),
     /// listening on a free port when returned.
     fn start(clone: &Path, extra: &[&str]) -> Node {
-        let port = free_port();
-        let log = clone.join("node.log");
-        let child = Command::new(clone.join("target/release/veil"))
-            .args(["node", "--data-dir", "data", "--keys-dir", "keys"])
+        let mut cmd = Command::new(clone.join("target/release/veil"));
+        cmd.args(["node", "--data-dir", "data", "--keys-dir", "keys"])
             .args(["--dev-keys", "1", "--dev-token"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
             .current_dir(clone)
             .env_remove("VEIL_OPERATOR_TOKEN")
             .env("RUST_LOG", "warn")
-            .stdout(std::fs::File::create(clone.join("node.out")).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut node = Node {
-            child,
-            log,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = node.child.try_wait().unwrap() {
-                panic!("node exited with {status}: {}", node.log());
-            }
-            assert!(start.elapsed() < Duration::from_secs(300), "{}", node.log());
-            std::thread::sleep(Duration::from_millis(50));
+            .stdout(std::fs::File::create(clone.join("node.out")).unwrap());
+        let process = NodeProcess::spawn(cmd, clone.join("node.log"), Duration::from_secs(300));
+        Node {
+            url: process.url(),
+            process,
         }
-        node
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     fn get(&self, path: &str) -> Value {
@@ -179,13 +157,6 @@ impl Node {
             .unwrap()
             .json()
             .unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

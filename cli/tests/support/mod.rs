@@ -9,8 +9,9 @@
 
 #[path = "../../../bitcoin/tests/support/bitcoind.rs"]
 pub mod bitcoind;
+#[path = "../node_process/mod.rs"]
+pub mod node_process;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::str::FromStr;
@@ -21,6 +22,9 @@ use bitcoin::key::Keypair;
 use bitcoin::secp256k1::Secp256k1;
 use bitcoin::{Address, Amount, Network, OutPoint, ScriptBuf, Transaction, TxOut, Txid};
 use bitcoind::{Bitcoind, RPC_PASSWORD, RPC_USER};
+// Not every suite that includes this module starts a node.
+#[allow(unused_imports)]
+pub use node_process::{free_port, NodeProcess};
 use serde_json::Value;
 use veil_bitcoin::package::read_package;
 use veil_bitcoin::payload::AnchorPayloadV2;
@@ -83,15 +87,6 @@ pub fn ok_json(args: &[&str]) -> Value {
 /// `GET url` as JSON.
 pub fn get_json(url: &str) -> Value {
     reqwest::blocking::get(url).unwrap().json().unwrap()
-}
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A regtest node with a funded operator key: the coinbase of block 1 (mined to the operator,
@@ -354,8 +349,7 @@ impl BtcUser {
 
 /// The `veil node` process, killed when dropped.
 pub struct NodeProc {
-    pub child: Child,
-    pub log: PathBuf,
+    pub process: NodeProcess,
     pub url: String,
     pub client: NodeClient,
 }
@@ -371,56 +365,31 @@ impl NodeProc {
             // Not plain `info`: ark-relations would Debug-format whole constraint systems.
             .env("RUST_LOG", "warn,veil_sequencer=info,veil_bitcoin=info")
             .env_remove("VEIL_OPERATOR_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stdout(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start veil node");
+        let process = NodeProcess::spawn_on(cmd, port, log, TIMEOUT);
         let url = format!("http://127.0.0.1:{port}");
-        let mut node = NodeProc {
-            child,
-            log,
+        NodeProc {
+            process,
             client: NodeClient::new(&url).unwrap(),
             url,
-        };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            node.assert_running();
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "node not listening:\n{}",
-                node.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        node
     }
 
     /// The node's log so far, without terminal colour codes.
     pub fn log(&self) -> String {
-        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut plain = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                // CSI: ESC [ parameters final-byte (a letter).
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                plain.push(c);
-            }
-        }
-        plain
+        self.process.log()
     }
 
     pub fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("veil node exited with {status}:\n{}", self.log());
-        }
+        self.process.assert_running();
+    }
+
+    /// The node process (to wait for an exit the test expects).
+    pub fn child(&mut self) -> &mut Child {
+        self.process.child()
     }
 
     pub fn deposit(
@@ -512,13 +481,6 @@ impl NodeProc {
             .ok()
             .and_then(|b| b.anchor)
             .is_some_and(|a| a.status == "anchored")
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
