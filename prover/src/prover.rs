@@ -93,21 +93,26 @@ impl Prover {
         let header = keys::expect_header(path, KeyKind::Proving, shape)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         // The matrices and the key's points are independent until the key's circuit hash (its
-        // header's) is compared with the matrices' own: read both at once.
-        let (r1cs, pk) = rayon::join(
-            || {
-                let t = Instant::now();
-                let r1cs = R1cs::cached(dir, shape);
-                tracing::debug!(elapsed = ?t.elapsed(), "the circuit's matrices");
-                r1cs
-            },
-            || {
-                let t = Instant::now();
-                let pk = keys::read_proving_key(path, shape, &header.shape_hash);
-                tracing::debug!(elapsed = ?t.elapsed(), "read the proving key");
-                pk
-            },
-        );
+        // header's) is compared with the matrices' own: read both at once. Without a current
+        // cache the matrices are synthesised (gigabytes at B = 16), and the key waits.
+        let matrices = || {
+            let t = Instant::now();
+            let r1cs = R1cs::cached(dir, shape);
+            tracing::debug!(elapsed = ?t.elapsed(), "the circuit's matrices");
+            r1cs
+        };
+        let key = || {
+            let t = Instant::now();
+            let pk = keys::read_proving_key(path, shape, &header.shape_hash);
+            tracing::debug!(elapsed = ?t.elapsed(), "read the proving key");
+            pk
+        };
+        let (r1cs, pk) = if R1cs::has_current_cache(dir, shape) {
+            rayon::join(matrices, key)
+        } else {
+            let r1cs = matrices();
+            (r1cs, key())
+        };
         let shape_hash = r1cs.hash();
         if header.shape_hash != shape_hash {
             return Err(keys::KeyFileError::WrongCircuit {

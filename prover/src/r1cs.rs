@@ -184,13 +184,19 @@ impl R1cs {
         r1cs
     }
 
+    /// Whether `dir` holds a cache of `shape`'s matrices written by this build (judged by its
+    /// header: [`R1cs::cached`] still checks the body), so that loading it is a read, not a
+    /// synthesis.
+    pub fn has_current_cache(dir: &Path, shape: BatchShape) -> bool {
+        current_cache_header(dir, shape).is_some()
+    }
+
     /// The shape hash of `shape`'s circuit as [`R1cs::cached`] would give it, from the cache
     /// file's header alone when it is this build's, else by synthesis (writing the cache).
     pub fn cached_hash(dir: &Path, shape: BatchShape) -> [u8; 32] {
-        let path = cache_path(dir, shape);
-        match File::open(&path).and_then(|mut f| CacheHeader::read(&mut f.reader, &path)) {
-            Ok(h) if h.matches(shape) => h.hash,
-            _ => Self::cached(dir, shape).hash(),
+        match current_cache_header(dir, shape) {
+            Some(h) => h.hash,
+            None => Self::cached(dir, shape).hash(),
         }
     }
 
@@ -456,6 +462,15 @@ pub fn cache_path(dir: &Path, shape: BatchShape) -> PathBuf {
     dir.join(format!("r1cs-B{}-D{}.cache", shape.batch_size, shape.depth))
 }
 
+/// The header of the cache of `shape` in `dir` when it is this build's.
+fn current_cache_header(dir: &Path, shape: BatchShape) -> Option<CacheHeader> {
+    let path = cache_path(dir, shape);
+    File::open(&path)
+        .and_then(|mut f| CacheHeader::read(&mut f.reader, &path))
+        .ok()
+        .filter(|h| h.matches(shape))
+}
+
 /// This build's circuit fingerprint as bytes.
 fn source_fingerprint() -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -660,9 +675,15 @@ mod tests {
     fn the_cache_round_trips_and_refuses_what_it_must() {
         let dir = tempfile::tempdir().unwrap();
         let shape = small();
+        assert!(!R1cs::has_current_cache(dir.path(), shape));
         let fresh = R1cs::cached(dir.path(), shape);
         let path = cache_path(dir.path(), shape);
         assert!(path.exists());
+        assert!(R1cs::has_current_cache(dir.path(), shape));
+        assert!(!R1cs::has_current_cache(
+            dir.path(),
+            BatchShape::new(2, 8).unwrap()
+        ));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -699,6 +720,7 @@ mod tests {
         let mut bad = bytes.clone();
         bad[20] ^= 1;
         std::fs::write(&path, &bad).unwrap();
+        assert!(!R1cs::has_current_cache(dir.path(), shape));
         assert!(R1cs::read_cache(&path, shape)
             .unwrap_err()
             .to_string()
