@@ -381,7 +381,11 @@ fn anchoring_resumes_after_bitcoind_outage_and_follows_a_reorg() {
         |n| {
             let a1 = n.batch(1).anchor.unwrap();
             let a2 = n.batch(2).anchor.unwrap();
-            a1.status == "unconfirmed" && a2.status == "unconfirmed"
+            // The report follows within the pass that saw them leave (also when the reorg
+            // lands between that pass's check of the newest anchor and its refresh of each).
+            a1.status == "unconfirmed"
+                && a2.status == "unconfirmed"
+                && n.post_anchor()["reorgs"]["seen"] == 1
         },
     );
     assert!(node.anchored(0));

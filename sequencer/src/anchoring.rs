@@ -32,7 +32,9 @@
 //!    chain and the mempool: it is re-broadcast in batch order, so each re-broadcast anchor's
 //!    input is back before it). A re-broadcast refused because the output it spends is gone
 //!    (the new chain spent it otherwise) fails the pass with [`AnchorError::InputGone`], which
-//!    says so; it is retried like any failure, but needs the operator;
+//!    says so; it is retried like any failure, but needs the operator. A reorg that lands
+//!    between step 2 and this step is seen here only: it is reported as in step 2, from the
+//!    records as they were before this step;
 //! 4. fee-bumps (RBF) the newest anchor when it is still unconfirmed `bump_after_blocks` blocks
 //!    after its broadcast: only the anchor transaction is re-signed (the envelope it reveals
 //!    and the commit stay valid); while the commit is unconfirmed too, the new anchor pays the
@@ -504,11 +506,22 @@ impl Anchorer {
 
         // 3. Follow every anchor that could still move, and those a reorg took out, in batch
         // order (a re-broadcast anchor's input is re-broadcast before it).
+        let mut left_during_pass = Vec::new();
         for (i, rec) in records.iter_mut().enumerate() {
             if self.buried(rec) && !reorged.contains(&i) {
                 continue;
             }
-            self.refresh(rec, tip).await?;
+            if let Some(before) = self.refresh(rec, tip).await? {
+                if !reorged.contains(&i) {
+                    left_during_pass.push((i, before));
+                }
+            }
+        }
+        // A reorg between steps 2 and 3 is seen only here: report it from the records as they
+        // were before step 3 (the next pass would no longer find these anchors in a block).
+        if !left_during_pass.is_empty() {
+            let mut view = reorg::view_before_refresh(&records, left_during_pass);
+            self.find_reorged(&mut view, tip).await?;
         }
         self.update_heights(&records);
 
@@ -574,7 +587,13 @@ impl Anchorer {
         Ok(Located::Unknown)
     }
 
-    async fn refresh(&self, rec: &mut AnchorRecord, tip: u64) -> Result<(), AnchorError> {
+    /// Follows `rec` on the Bitcoin node, storing what changed. Returns the record as it was
+    /// before when a confirmed anchor was found out of the best chain.
+    async fn refresh(
+        &self,
+        rec: &mut AnchorRecord,
+        tip: u64,
+    ) -> Result<Option<AnchorRecord>, AnchorError> {
         let before = rec.clone();
         let was_confirmed = matches!(rec.status, AnchorStatus::Confirmed | AnchorStatus::Anchored);
         let left_chain = |rec: &AnchorRecord| {
@@ -685,7 +704,8 @@ impl Anchorer {
         if *rec != before {
             self.store(rec).await?;
         }
-        Ok(())
+        let confirmed = matches!(rec.status, AnchorStatus::Confirmed | AnchorStatus::Anchored);
+        Ok((was_confirmed && !confirmed).then_some(before))
     }
 
     /// `testmempoolaccept`, then `sendrawtransaction`; a transaction the mempool already holds

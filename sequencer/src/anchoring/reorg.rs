@@ -167,6 +167,24 @@ impl ReorgLog {
 }
 
 /// Confirmed or anchored: in a block of the best chain when last refreshed.
+/// The anchors up to the newest one in `left` (index, record before the pass followed it), as
+/// they were before the pass found them out of the best chain: what [`Anchorer::find_reorged`]
+/// needs to report a reorg that came between its own check and the pass's refresh of each
+/// anchor (after which those anchors are no longer recorded in a block).
+pub(super) fn view_before_refresh(
+    records: &[AnchorRecord],
+    left: Vec<(usize, AnchorRecord)>,
+) -> Vec<AnchorRecord> {
+    let end = left.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
+    let mut view = records[..end.min(records.len())].to_vec();
+    for (i, before) in left {
+        if let Some(slot) = view.get_mut(i) {
+            *slot = before;
+        }
+    }
+    view
+}
+
 fn in_a_block(rec: &AnchorRecord) -> bool {
     rec.block_hash.is_some()
         && matches!(rec.status, AnchorStatus::Confirmed | AnchorStatus::Anchored)
@@ -396,6 +414,50 @@ mod tests {
         // Not contiguous (anchor 2 back in a block, then 0 to 2 taken out): a new reorg.
         assert_eq!(log.record(report(0, 2, true, 2)), Recorded::New);
         assert_eq!((log.seen, log.deep), (2, 2));
+    }
+
+    fn anchor(batch: u64, block: Option<u8>) -> AnchorRecord {
+        AnchorRecord {
+            batch,
+            count: 1,
+            prev_value_sat: 0,
+            prev_script: Vec::new(),
+            sweeps: Vec::new(),
+            prelude: Vec::new(),
+            versions: Vec::new(),
+            status: if block.is_some() {
+                AnchorStatus::Confirmed
+            } else {
+                AnchorStatus::Unconfirmed
+            },
+            confirmed: block.map(|_| 0),
+            block_hash: block.map(|b| [b; 32]),
+            block_height: block.map(u64::from),
+            confirmations: u64::from(block.is_some()),
+            broadcast_height: Some(100),
+        }
+    }
+
+    #[test]
+    fn a_reorg_found_while_refreshing_is_looked_for_in_the_records_as_they_were() {
+        // Anchors 1 and 2 were in block 104 when the pass began; refreshing found them in the
+        // mempool (the reorg came after the pass's own check) and recorded them unconfirmed.
+        let now = vec![
+            anchor(0, Some(103)),
+            anchor(1, None),
+            anchor(2, None),
+            anchor(3, None),
+        ];
+        let left = vec![(1, anchor(1, Some(104))), (2, anchor(2, Some(104)))];
+        let view = view_before_refresh(&now, left);
+        // Up to the newest that left, the two of them back in their block: the newest anchor in
+        // a block is anchor 2, whose block is the one to check.
+        assert_eq!(view.len(), 3);
+        assert_eq!(view.iter().rposition(in_a_block), Some(2));
+        assert_eq!(block_of(&view[2]), BlockHash::from_byte_array([104; 32]));
+        assert!(in_a_block(&view[1]));
+        assert_eq!(view[0], now[0]);
+        assert!(view_before_refresh(&now, Vec::new()).is_empty());
     }
 
     #[test]
