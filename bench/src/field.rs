@@ -4,7 +4,9 @@
 //! operations alone cost.
 //!
 //! Multiplications run as `LANES` independent dependency chains (the throughput a batch of
-//! independent bucket additions can reach), and as one chain (latency).
+//! independent bucket additions can reach), and as one chain (latency). Where the CPU has BMI2
+//! and ADX, the `Fq` and `Fq2` products are also timed on Veil's assembly path
+//! (`veil_prover::field`), which the MSM and the FFT use there.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -13,6 +15,7 @@ use ark_bn254::{Fq, Fq2};
 use ark_ff::{Field, UniformRand};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use veil_prover::field::{mul_on, FieldPath};
 
 /// Independent chains for the throughput figure.
 const LANES: usize = 8;
@@ -30,6 +33,27 @@ pub struct FieldCosts {
     pub inverse_ns: f64,
     /// `Fq2` multiplication, independent operations.
     pub fq2_mul_ns: f64,
+    /// `Fq` and `Fq2` multiplications on the ADX assembly path, where the CPU has it.
+    pub adx: Option<AdxCosts>,
+}
+
+/// Nanoseconds per `Fq` / `Fq2` product on the ADX assembly path (independent operations).
+#[derive(Clone, Copy, Debug)]
+pub struct AdxCosts {
+    /// `Fq` multiplication.
+    pub mul_ns: f64,
+    /// `Fq2` multiplication.
+    pub fq2_mul_ns: f64,
+}
+
+impl FieldCosts {
+    /// `(Fq mul, Fq square, Fq2 mul)` in ns on the path the MSM runs on this machine.
+    pub fn msm_path(&self) -> (f64, f64, f64) {
+        match (FieldPath::current(), self.adx) {
+            (FieldPath::Adx, Some(a)) => (a.mul_ns, a.mul_ns, a.fq2_mul_ns),
+            _ => (self.mul_ns, self.square_ns, self.fq2_mul_ns),
+        }
+    }
 }
 
 /// Best of `reps` timings of `f`, in nanoseconds per operation (`f` runs `ops` operations).
@@ -92,12 +116,33 @@ pub fn measure(iters: usize) -> FieldCosts {
         }
         black_box(acc);
     });
+    let adx = FieldPath::Adx.available().then(|| AdxCosts {
+        mul_ns: best_ns(reps, iters * LANES, || {
+            let mut acc = black_box(m);
+            for _ in 0..iters {
+                for (a, b) in acc.iter_mut().zip(&m) {
+                    *a = mul_on(FieldPath::Adx, a, b);
+                }
+            }
+            black_box(acc);
+        }),
+        fq2_mul_ns: best_ns(reps, iters * LANES, || {
+            let mut acc = black_box(m2);
+            for _ in 0..iters {
+                for (a, b) in acc.iter_mut().zip(&m2) {
+                    *a = mul_on(FieldPath::Adx, a, b);
+                }
+            }
+            black_box(acc);
+        }),
+    });
     FieldCosts {
         mul_ns,
         mul_latency_ns,
         square_ns,
         inverse_ns,
         fq2_mul_ns,
+        adx,
     }
 }
 
@@ -114,7 +159,10 @@ mod tests {
             c.square_ns,
             c.inverse_ns,
             c.fq2_mul_ns,
-        ] {
+        ]
+        .into_iter()
+        .chain(c.adx.iter().flat_map(|a| [a.mul_ns, a.fq2_mul_ns]))
+        {
             assert!(v.is_finite() && v > 0.0, "{c:?}");
         }
         // An inversion costs many multiplications on any machine.

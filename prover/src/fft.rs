@@ -9,10 +9,19 @@
 //! - Decimation in frequency ([`dif`], natural order in, bit-reversed out) and in time ([`dit`],
 //!   bit-reversed in, natural out), so that a transform whose output is consumed pointwise needs
 //!   no permutation: the witness map permutes 3 times where calling ark-poly permutes 7 times.
+//! - Products on the field path chosen at run time ([`crate::field`]: the ADX assembly where
+//!   the CPU has it).
 
 use ark_bn254::Fr;
 use ark_ff::{Field, One};
 use rayon::prelude::*;
+
+use crate::field::{mul, FieldPath};
+
+/// Whether this process's products run on the ADX assembly.
+fn adx() -> bool {
+    FieldPath::current() == FieldPath::Adx
+}
 
 /// Sub-transforms at least this long split their halves across threads.
 const PARALLEL_LEN: usize = 1 << 14;
@@ -120,23 +129,31 @@ fn transform(x: &mut [Fr], tw: &Twiddles, d: Decimation) {
 
 /// One level's butterflies between the halves `lo` and `hi` with twiddles `w`.
 fn butterflies(lo: &mut [Fr], hi: &mut [Fr], w: &[Fr], d: Decimation, parallel: bool) {
-    let run = |lo: &mut [Fr], hi: &mut [Fr], w: &[Fr]| {
+    fn pass<const ADX: bool>(lo: &mut [Fr], hi: &mut [Fr], w: &[Fr], d: Decimation) {
         let pairs = lo.iter_mut().zip(hi.iter_mut()).zip(w);
         match d {
             Decimation::Frequency => {
                 for ((a, b), w) in pairs {
                     let (u, v) = (*a, *b);
                     *a = u + v;
-                    *b = (u - v) * w;
+                    *b = mul::<_, ADX>(&(u - v), w);
                 }
             }
             Decimation::Time => {
                 for ((a, b), w) in pairs {
-                    let t = *b * w;
+                    let t = mul::<_, ADX>(b, w);
                     *b = *a - t;
                     *a += t;
                 }
             }
+        }
+    }
+    let adx = adx();
+    let run = |lo: &mut [Fr], hi: &mut [Fr], w: &[Fr]| {
+        if adx {
+            pass::<true>(lo, hi, w, d)
+        } else {
+            pass::<false>(lo, hi, w, d)
         }
     };
     if parallel {
@@ -158,17 +175,25 @@ pub fn bit_reversed(x: &[Fr]) -> Vec<Fr> {
 pub fn bit_reversed_scaled(x: &[Fr], g: Fr, c: Fr) -> Vec<Fr> {
     let n = x.len();
     assert!(n.is_power_of_two(), "length {n} is not a power of two");
-    let rev = |i: usize| match n {
-        1 => 0,
-        _ => i.reverse_bits() >> (usize::BITS - n.trailing_zeros()),
-    };
-    let mut y = vec![Fr::one(); n];
-    y.par_chunks_mut(CHUNK).enumerate().for_each(|(k, chunk)| {
-        let start = k * CHUNK;
+    fn fill<const ADX: bool>(chunk: &mut [Fr], start: usize, x: &[Fr], g: Fr, c: Fr) {
+        let n = x.len();
+        let rev = |i: usize| match n {
+            1 => 0,
+            _ => i.reverse_bits() >> (usize::BITS - n.trailing_zeros()),
+        };
         let mut p = c * g.pow([start as u64]);
         for (i, v) in (start..).zip(chunk) {
-            *v = x[rev(i)] * p;
-            p *= g;
+            *v = mul::<_, ADX>(&x[rev(i)], &p);
+            p = mul::<_, ADX>(&p, &g);
+        }
+    }
+    let adx = adx();
+    let mut y = vec![Fr::one(); n];
+    y.par_chunks_mut(CHUNK).enumerate().for_each(|(k, chunk)| {
+        if adx {
+            fill::<true>(chunk, k * CHUNK, x, g, c)
+        } else {
+            fill::<false>(chunk, k * CHUNK, x, g, c)
         }
     });
     y
@@ -176,11 +201,19 @@ pub fn bit_reversed_scaled(x: &[Fr], g: Fr, c: Fr) -> Vec<Fr> {
 
 /// In place: `x[i] *= c · g^i`.
 pub fn scale_by_powers(x: &mut [Fr], g: Fr, c: Fr) {
-    x.par_chunks_mut(CHUNK).enumerate().for_each(|(k, chunk)| {
-        let mut p = c * g.pow([(k * CHUNK) as u64]);
+    fn scale<const ADX: bool>(chunk: &mut [Fr], start: usize, g: Fr, c: Fr) {
+        let mut p = c * g.pow([start as u64]);
         for v in chunk {
-            *v *= p;
-            p *= g;
+            *v = mul::<_, ADX>(v, &p);
+            p = mul::<_, ADX>(&p, &g);
+        }
+    }
+    let adx = adx();
+    x.par_chunks_mut(CHUNK).enumerate().for_each(|(k, chunk)| {
+        if adx {
+            scale::<true>(chunk, k * CHUNK, g, c)
+        } else {
+            scale::<false>(chunk, k * CHUNK, g, c)
         }
     });
 }

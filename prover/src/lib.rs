@@ -8,6 +8,7 @@
 //! ([`solidity`]).
 
 pub mod fft;
+pub mod field;
 pub mod groth16;
 pub mod iden3;
 pub mod keys;

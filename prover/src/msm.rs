@@ -12,6 +12,8 @@
 //! - zero digits (hence zero scalars, and all but the lowest window of scalar 1) skipped;
 //!   identity bases skipped; a scalar 1 thus costs one batch-affine addition, cheaper than a
 //!   separate plain (mixed-addition) sum would;
+//! - field products in x86-64 assembly (MULX/ADCX/ADOX) where the CPU has BMI2 and ADX
+//!   ([`crate::field`], chosen at run time; arkworks' portable code otherwise);
 //! - rayon parallelism over (window, chunk of points) tasks, each with its own bucket set that
 //!   is reduced to a projective window sum before the task ends, so memory is one bucket set
 //!   per running thread plus the digit table (4 bytes per scalar and window).
@@ -29,6 +31,8 @@ use ark_ff::{AdditiveGroup, BigInteger, PrimeField};
 use rayon::prelude::*;
 
 use bucket::BucketSet;
+
+use crate::field::FieldPath;
 
 /// How many points ahead the accumulation prefetches a bucket.
 const PREFETCH_AHEAD: usize = 16;
@@ -90,7 +94,24 @@ pub fn msm_with_window<P: SWCurveConfig>(
     scalars: &[BigIntOf<P>],
     c: usize,
 ) -> Projective<P> {
+    msm_on(FieldPath::current(), bases, scalars, c)
+}
+
+/// [`msm_with_window`] with the field products on `path`; for tests and A/B benchmarks.
+///
+/// # Panics
+/// If `c` is out of range, or `path` is not available on this CPU.
+pub fn msm_on<P: SWCurveConfig>(
+    path: FieldPath,
+    bases: &[Affine<P>],
+    scalars: &[BigIntOf<P>],
+    c: usize,
+) -> Projective<P> {
     assert!((1..=24).contains(&c), "window size {c} out of range 1..=24");
+    assert!(
+        path.available(),
+        "field path {path:?} is not available on this CPU"
+    );
     let n = bases.len().min(scalars.len());
     let threads = rayon::current_num_threads().max(1);
     // Blocks of points for the digit table: enough for the threads, small enough for caches.
@@ -99,12 +120,15 @@ pub fn msm_with_window<P: SWCurveConfig>(
     // Split windows into parts of the point range only when there are too few windows to keep
     // all threads busy (each part costs one extra bucket reduction).
     let parts = (2 * threads).div_ceil(w);
-    msm_inner(bases, scalars, c, parts, block)
+    match path {
+        FieldPath::Portable => msm_inner::<P, false>(bases, scalars, c, parts, block),
+        FieldPath::Adx => msm_inner::<P, true>(bases, scalars, c, parts, block),
+    }
 }
 
 /// The MSM with window `c`, each window split into `parts` ranges of digit-table blocks of
 /// `block` points (both at least 1).
-fn msm_inner<P: SWCurveConfig>(
+fn msm_inner<P: SWCurveConfig, const ADX: bool>(
     bases: &[Affine<P>],
     scalars: &[BigIntOf<P>],
     c: usize,
@@ -163,9 +187,9 @@ fn msm_inner<P: SWCurveConfig>(
         .into_par_iter()
         .map(|(j, p)| {
             let mut set = if j + 1 == w {
-                BucketSet::new(bases, top_buckets, buckets / top_buckets)
+                BucketSet::<P, ADX>::new(bases, top_buckets, buckets / top_buckets)
             } else {
-                BucketSet::new(bases, buckets, 1)
+                BucketSet::<P, ADX>::new(bases, buckets, 1)
             };
             let first = p * per_part;
             for (b, t) in tables.iter().enumerate().skip(first).take(per_part) {

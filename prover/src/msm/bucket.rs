@@ -13,9 +13,12 @@
 //! it has no pending addition): identity base → skipped; empty bucket → the point is stored;
 //! `P == Q` → a doubling (denominator `2y`); `P == -Q` → the bucket becomes empty. This module
 //! owns the bucket set and its final reduction `Σ (j+1)·bucket[j]` (running sum, projective).
+//! Its field products go through [`crate::field`]: the assembly when `ADX`, else arkworks.
 
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::{AdditiveGroup, Field, Zero};
+
+use crate::field::{mul, square};
 
 /// Pending additions per batch (one inversion each). Measured on BN254 G1 at 2^16 points
 /// (c = 12, 13): 128 and 256 are 5–10% slower, 1024 within noise of 512.
@@ -39,7 +42,7 @@ struct Pending {
 /// Each bucket may have several copies (slots `j·copies .. (j+1)·copies`), filled round-robin:
 /// a window with few distinct digits (the top window) then still spreads its points over many
 /// slots, so that they do not all collide in the same few busy buckets.
-pub(crate) struct BucketSet<'a, P: SWCurveConfig> {
+pub(crate) struct BucketSet<'a, P: SWCurveConfig, const ADX: bool> {
     /// The MSM's bases; points are referred to by index (and sign) until they are added.
     bases: &'a [Affine<P>],
     buckets: Vec<Affine<P>>,
@@ -60,7 +63,7 @@ pub(crate) struct BucketSet<'a, P: SWCurveConfig> {
     overflow: Vec<Projective<P>>,
 }
 
-impl<'a, P: SWCurveConfig> BucketSet<'a, P> {
+impl<'a, P: SWCurveConfig, const ADX: bool> BucketSet<'a, P, ADX> {
     /// `n` empty buckets with `copies` slots each (both at least 1), for points of `bases`
     /// (at most `u32::MAX + 1` of them).
     pub(crate) fn new(bases: &'a [Affine<P>], n: usize, copies: usize) -> Self {
@@ -161,7 +164,7 @@ impl<'a, P: SWCurveConfig> BucketSet<'a, P> {
         };
         self.busy[j] = true;
         let acc = match self.prefix.last() {
-            Some(last) => *last * den,
+            Some(last) => mul::<_, ADX>(last, &den),
             None => den,
         };
         self.prefix.push(acc);
@@ -201,8 +204,12 @@ impl<'a, P: SWCurveConfig> BucketSet<'a, P> {
             .inverse()
             .expect("batch-affine denominators are non-zero");
         for i in (0..self.pending.len()).rev() {
-            let inv_i = if i > 0 { inv * self.prefix[i - 1] } else { inv };
-            inv *= self.dens[i];
+            let inv_i = if i > 0 {
+                mul::<_, ADX>(&inv, &self.prefix[i - 1])
+            } else {
+                inv
+            };
+            inv = mul::<_, ADX>(&inv, &self.dens[i]);
             let Pending {
                 bucket,
                 base,
@@ -212,21 +219,21 @@ impl<'a, P: SWCurveConfig> BucketSet<'a, P> {
             let j = bucket as usize;
             let b = self.buckets[j];
             let (x3, y3) = if double {
-                let x2 = b.x.square();
-                let lambda = (x2.double() + x2 + P::COEFF_A) * inv_i;
-                let x3 = lambda.square() - b.x.double();
-                (x3, lambda * (b.x - x3) - b.y)
+                let x2 = square::<_, ADX>(&b.x);
+                let lambda = mul::<_, ADX>(&(x2.double() + x2 + P::COEFF_A), &inv_i);
+                let x3 = square::<_, ADX>(&lambda) - b.x.double();
+                (x3, mul::<_, ADX>(&lambda, &(b.x - x3)) - b.y)
             } else {
                 let p = &self.bases[base as usize];
                 if neg {
                     // Adding (x, -y): λ = -(y + y₁)/(x - x₁); the sign folds into x₃ - x₁.
-                    let lambda = (p.y + b.y) * inv_i;
-                    let x3 = lambda.square() - b.x - p.x;
-                    (x3, lambda * (x3 - b.x) - b.y)
+                    let lambda = mul::<_, ADX>(&(p.y + b.y), &inv_i);
+                    let x3 = square::<_, ADX>(&lambda) - b.x - p.x;
+                    (x3, mul::<_, ADX>(&lambda, &(x3 - b.x)) - b.y)
                 } else {
-                    let lambda = (p.y - b.y) * inv_i;
-                    let x3 = lambda.square() - b.x - p.x;
-                    (x3, lambda * (b.x - x3) - b.y)
+                    let lambda = mul::<_, ADX>(&(p.y - b.y), &inv_i);
+                    let x3 = square::<_, ADX>(&lambda) - b.x - p.x;
+                    (x3, mul::<_, ADX>(&lambda, &(b.x - x3)) - b.y)
                 }
             };
             self.buckets[j] = Affine::new_unchecked(x3, y3);

@@ -1,7 +1,8 @@
 //! Tests of [`super::msm`] against arkworks' `VariableBaseMSM::msm_bigint` on BN254 G1 and G2:
 //! property tests over sizes, scalar kinds (0, 1, r−1, bits, small, full random), base kinds
 //! (fresh, repeated, negated, identity), window sizes and task splits, plus unit tests of the
-//! batch-affine special cases. Seeds are fixed, so runs are reproducible.
+//! batch-affine special cases, each on every field path this CPU runs (the portable fallback
+//! always, the ADX assembly where present). Seeds are fixed, so runs are reproducible.
 
 use super::*;
 use ark_bn254::{g1, g2, Fr};
@@ -13,6 +14,43 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 type BigFr = <Fr as PrimeField>::BigInt;
+
+/// The field paths this CPU runs.
+fn paths() -> Vec<FieldPath> {
+    [FieldPath::Portable, FieldPath::Adx]
+        .into_iter()
+        .filter(|p| p.available())
+        .collect()
+}
+
+/// [`msm_inner`] on `path`.
+fn inner_on<P>(
+    path: FieldPath,
+    b: &[Affine<P>],
+    s: &[BigFr],
+    c: usize,
+    parts: usize,
+    block: usize,
+) -> Projective<P>
+where
+    P: SWCurveConfig + ark_ec::CurveConfig<ScalarField = Fr>,
+{
+    match path {
+        FieldPath::Portable => msm_inner::<P, false>(b, s, c, parts, block),
+        FieldPath::Adx => msm_inner::<P, true>(b, s, c, parts, block),
+    }
+}
+
+/// [`msm`] on every path: all results, to compare with the reference.
+fn on_every_path<P>(b: &[Affine<P>], s: &[BigFr], c: usize) -> Vec<(FieldPath, Projective<P>)>
+where
+    P: SWCurveConfig + ark_ec::CurveConfig<ScalarField = Fr>,
+{
+    paths()
+        .into_iter()
+        .map(|p| (p, msm_on(p, b, s, c)))
+        .collect()
+}
 
 fn reference<P>(bases: &[Affine<P>], scalars: &[BigFr]) -> Projective<P>
 where
@@ -98,7 +136,11 @@ proptest! {
     fn msm_g1_matches_arkworks(seed in any::<u64>(), n in size(), mix in 0u8..=3, kind in 0u8..=2) {
         let b = bases::<g1::Config>(seed, n, mix);
         let s = scalars(seed, n, kind);
-        prop_assert_eq!(msm(&b, &s), reference(&b, &s));
+        let want = reference(&b, &s);
+        prop_assert_eq!(msm(&b, &s), want);
+        for (path, got) in on_every_path(&b, &s, window_bits(n)) {
+            prop_assert_eq!(got, want, "{:?}", path);
+        }
     }
 }
 
@@ -108,7 +150,11 @@ proptest! {
     fn msm_g2_matches_arkworks(seed in any::<u64>(), n in size(), mix in 0u8..=3, kind in 0u8..=2) {
         let b = bases::<g2::Config>(seed, n, mix);
         let s = scalars(seed, n, kind);
-        prop_assert_eq!(msm(&b, &s), reference(&b, &s));
+        let want = reference(&b, &s);
+        prop_assert_eq!(msm(&b, &s), want);
+        for (path, got) in on_every_path(&b, &s, window_bits(n)) {
+            prop_assert_eq!(got, want, "{:?}", path);
+        }
     }
 }
 
@@ -122,7 +168,10 @@ proptest! {
     ) {
         let b = bases::<g1::Config>(seed, n, mix);
         let s = scalars(seed, n, kind);
-        prop_assert_eq!(msm_inner(&b, &s, c, parts, block), reference(&b, &s));
+        let want = reference(&b, &s);
+        for path in paths() {
+            prop_assert_eq!(inner_on(path, &b, &s, c, parts, block), want, "{:?}", path);
+        }
     }
 }
 
@@ -135,7 +184,10 @@ proptest! {
     ) {
         let b = bases::<g2::Config>(seed, n, mix);
         let s = scalars(seed, n, kind);
-        prop_assert_eq!(msm_inner(&b, &s, c, parts, block), reference(&b, &s));
+        let want = reference(&b, &s);
+        for path in paths() {
+            prop_assert_eq!(inner_on(path, &b, &s, c, parts, block), want, "{:?}", path);
+        }
     }
 }
 
@@ -175,12 +227,16 @@ fn msm_repeated_and_negated_points_one_bucket() {
         for pat in patterns {
             for c in [1, 3, 9, 13] {
                 let scalars = vec![s; pat.len()];
-                assert_eq!(
-                    msm_with_window(&pat, &scalars, c),
-                    reference(&pat, &scalars),
-                    "pattern of {} points, c = {c}",
-                    pat.len()
-                );
+                let want = reference(&pat, &scalars);
+                assert_eq!(msm_with_window(&pat, &scalars, c), want);
+                for (path, got) in on_every_path(&pat, &scalars, c) {
+                    assert_eq!(
+                        got,
+                        want,
+                        "{path:?}: pattern of {} points, c = {c}",
+                        pat.len()
+                    );
+                }
             }
         }
     }
@@ -195,7 +251,10 @@ fn msm_skewed_scalars_overflow() {
     let b = bases::<g1::Config>(9, 5000, 0);
     for v in [1u64, 5, 1 << 15, (1 << 16) - 1] {
         let s = vec![BigInt::from(v); b.len()];
-        assert_eq!(msm(&b, &s), reference(&b, &s), "all scalars {v}");
+        let want = reference(&b, &s);
+        for (path, got) in on_every_path(&b, &s, window_bits(b.len())) {
+            assert_eq!(got, want, "{path:?}: all scalars {v}");
+        }
     }
     let minus_one = (-Fr::ONE).into_bigint();
     let s = vec![minus_one; b.len()];
