@@ -86,9 +86,22 @@ impl Modulus {
         Self([p[0], p[1], p[2], p[3], inv.wrapping_neg()])
     }
 
-    /// The modulus' limbs.
-    fn limbs(&self) -> &[u64] {
-        &self.0[..4]
+    /// `t - p` if `t ≥ p`, else `t`.
+    #[inline(always)]
+    fn reduce_once(&self, t: [u64; 4]) -> [u64; 4] {
+        let mut s = [0u64; 4];
+        let mut borrow = false;
+        for i in 0..4 {
+            let (x, b1) = t[i].overflowing_sub(self.0[i]);
+            let (x, b2) = x.overflowing_sub(u64::from(borrow));
+            s[i] = x;
+            borrow = b1 | b2;
+        }
+        if borrow {
+            t
+        } else {
+            s
+        }
     }
 }
 
@@ -99,50 +112,75 @@ static FR_MODULUS: Modulus = Modulus::of(<Fr as PrimeField>::MODULUS.0);
 const _: () = assert!(<Fq as PrimeField>::MODULUS.0[3] >> 62 == 0);
 const _: () = assert!(<Fr as PrimeField>::MODULUS.0[3] >> 62 == 0);
 
-/// One CIOS round after the first: `T += a·b[i]` (`T` in `t0..t3`, the new top limb in `t4`),
-/// then `T = (T + m·p) / 2⁶⁴` with `m = T₀·(-p⁻¹)`; the result is in `t1..t4`.
+/// `T += a·b[j]` for `T` in `t0..t3` and a fresh top limb `t4` (`a` at byte `$a` of `{a}`,
+/// `b[j]` at byte `$b` of `{b}`): the low halves of the four products on the OF chain, the high
+/// halves on the CF chain.
 #[cfg(target_arch = "x86_64")]
-macro_rules! round {
-    ($off:literal, $t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
+#[rustfmt::skip]
+macro_rules! product {
+    ($a:literal, $b:literal, $t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
         concat!(
-            "mov rdx, [{b} + ",
-            $off,
-            "]\n",
+            "mov rdx, [{b} + ", $b, "]\n",
             "xor {z:e}, {z:e}\n",
-            "mulx rcx, rax, [{a}]\n",
-            "adox ",
-            $t0,
-            ", rax\n",
-            "adcx ",
-            $t1,
-            ", rcx\n",
-            "mulx rcx, rax, [{a} + 8]\n",
-            "adox ",
-            $t1,
-            ", rax\n",
-            "adcx ",
-            $t2,
-            ", rcx\n",
-            "mulx rcx, rax, [{a} + 16]\n",
-            "adox ",
-            $t2,
-            ", rax\n",
-            "adcx ",
-            $t3,
-            ", rcx\n",
-            "mulx ",
-            $t4,
-            ", rax, [{a} + 24]\n",
-            "adox ",
-            $t3,
-            ", rax\n",
-            "adcx ",
-            $t4,
-            ", {z}\n",
-            "adox ",
-            $t4,
-            ", {z}\n",
-            reduce!($t0, $t1, $t2, $t3, $t4),
+            "mulx rcx, rax, [{a} + ", $a, "]\n",
+            "adox ", $t0, ", rax\n",
+            "adcx ", $t1, ", rcx\n",
+            "mulx rcx, rax, [{a} + ", $a, " + 8]\n",
+            "adox ", $t1, ", rax\n",
+            "adcx ", $t2, ", rcx\n",
+            "mulx rcx, rax, [{a} + ", $a, " + 16]\n",
+            "adox ", $t2, ", rax\n",
+            "adcx ", $t3, ", rcx\n",
+            "mulx ", $t4, ", rax, [{a} + ", $a, " + 24]\n",
+            "adox ", $t3, ", rax\n",
+            "adcx ", $t4, ", {z}\n",
+            "adox ", $t4, ", {z}\n",
+        )
+    };
+}
+
+/// `T += a·b[j]` as [`product!`], for `T` in `t0..t4` (the top limb already holds a value; no
+/// carry leaves it, because the callers keep `T < 2³²⁰`).
+#[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
+macro_rules! accumulate {
+    ($a:literal, $b:literal, $t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
+        concat!(
+            "mov rdx, [{b} + ", $b, "]\n",
+            "xor {z:e}, {z:e}\n",
+            "mulx rcx, rax, [{a} + ", $a, "]\n",
+            "adox ", $t0, ", rax\n",
+            "adcx ", $t1, ", rcx\n",
+            "mulx rcx, rax, [{a} + ", $a, " + 8]\n",
+            "adox ", $t1, ", rax\n",
+            "adcx ", $t2, ", rcx\n",
+            "mulx rcx, rax, [{a} + ", $a, " + 16]\n",
+            "adox ", $t2, ", rax\n",
+            "adcx ", $t3, ", rcx\n",
+            "mulx rcx, rax, [{a} + ", $a, " + 24]\n",
+            "adox ", $t3, ", rax\n",
+            "adcx ", $t4, ", rcx\n",
+            "adox ", $t4, ", {z}\n",
+        )
+    };
+}
+
+/// The first product `T = a·b[0]` into `r8..r12` (one carry chain: nothing to add to).
+#[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
+macro_rules! first_product {
+    ($a:literal) => {
+        concat!(
+            "mov rdx, [{b}]\n",
+            "xor {z:e}, {z:e}\n",
+            "mulx r9, r8, [{a} + ", $a, "]\n",
+            "mulx r10, rax, [{a} + ", $a, " + 8]\n",
+            "adcx r9, rax\n",
+            "mulx r11, rax, [{a} + ", $a, " + 16]\n",
+            "adcx r10, rax\n",
+            "mulx r12, rax, [{a} + ", $a, " + 24]\n",
+            "adcx r11, rax\n",
+            "adcx r12, {z}\n",
         )
     };
 }
@@ -150,45 +188,26 @@ macro_rules! round {
 /// `T = (T + m·p) / 2⁶⁴` for `T` in `t0..t4`, `m = t0·(-p⁻¹) mod 2⁶⁴`: `t0` becomes 0 and the
 /// result is in `t1..t4` (no carry out of `t4`: `T + m·p < 2³²⁰`).
 #[cfg(target_arch = "x86_64")]
+#[rustfmt::skip]
 macro_rules! reduce {
     ($t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
         concat!(
-            "mov rdx, ",
-            $t0,
-            "\n",
+            "mov rdx, ", $t0, "\n",
             "imul rdx, [{p} + 32]\n",
             "xor {z:e}, {z:e}\n",
             "mulx rcx, rax, [{p}]\n",
-            "adcx ",
-            $t0,
-            ", rax\n",
-            "adox ",
-            $t1,
-            ", rcx\n",
+            "adcx ", $t0, ", rax\n",
+            "adox ", $t1, ", rcx\n",
             "mulx rcx, rax, [{p} + 8]\n",
-            "adcx ",
-            $t1,
-            ", rax\n",
-            "adox ",
-            $t2,
-            ", rcx\n",
+            "adcx ", $t1, ", rax\n",
+            "adox ", $t2, ", rcx\n",
             "mulx rcx, rax, [{p} + 16]\n",
-            "adcx ",
-            $t2,
-            ", rax\n",
-            "adox ",
-            $t3,
-            ", rcx\n",
+            "adcx ", $t2, ", rax\n",
+            "adox ", $t3, ", rcx\n",
             "mulx rcx, rax, [{p} + 24]\n",
-            "adcx ",
-            $t3,
-            ", rax\n",
-            "adox ",
-            $t4,
-            ", rcx\n",
-            "adcx ",
-            $t4,
-            ", {z}\n",
+            "adcx ", $t3, ", rax\n",
+            "adox ", $t4, ", rcx\n",
+            "adcx ", $t4, ", {z}\n",
         )
     };
 }
@@ -205,22 +224,16 @@ unsafe fn mont_mul(a: &[u64; 4], b: &[u64; 4], m: &Modulus) -> [u64; 4] {
     // and `b` and 40 at `p`, all valid, and writes only its declared registers.
     unsafe {
         core::arch::asm!(
-            // Round 0: T = a·b[0] into r8..r12 (one carry chain), then reduce.
-            "mov rdx, [{b}]",
-            "xor {z:e}, {z:e}",
-            "mulx r9, r8, [{a}]",
-            "mulx r10, rax, [{a} + 8]",
-            "adcx r9, rax",
-            "mulx r11, rax, [{a} + 16]",
-            "adcx r10, rax",
-            "mulx r12, rax, [{a} + 24]",
-            "adcx r11, rax",
-            "adcx r12, {z}",
+            // Round 0: T = a·b[0] into r8..r12, then reduce.
+            first_product!("0"),
             reduce!("r8", "r9", "r10", "r11", "r12"),
             // T in r9..r12; each round rotates the registers by one.
-            round!("8", "r9", "r10", "r11", "r12", "r8"),
-            round!("16", "r10", "r11", "r12", "r8", "r9"),
-            round!("24", "r11", "r12", "r8", "r9", "r10"),
+            product!("0", "8", "r9", "r10", "r11", "r12", "r8"),
+            reduce!("r9", "r10", "r11", "r12", "r8"),
+            product!("0", "16", "r10", "r11", "r12", "r8", "r9"),
+            reduce!("r10", "r11", "r12", "r8", "r9"),
+            product!("0", "24", "r11", "r12", "r8", "r9", "r10"),
+            reduce!("r11", "r12", "r8", "r9", "r10"),
             a = in(reg) a.as_ptr(),
             b = in(reg) b.as_ptr(),
             p = in(reg) m.0.as_ptr(),
@@ -231,20 +244,48 @@ unsafe fn mont_mul(a: &[u64; 4], b: &[u64; 4], m: &Modulus) -> [u64; 4] {
         );
     }
     // The result is below 2p: one conditional subtraction makes it canonical.
-    let t = [r0, r1, r2, r3];
-    let mut s = [0u64; 4];
-    let mut borrow = false;
-    for (i, (d, &p)) in s.iter_mut().zip(m.limbs()).enumerate() {
-        let (x, b1) = t[i].overflowing_sub(p);
-        let (x, b2) = x.overflowing_sub(u64::from(borrow));
-        *d = x;
-        borrow = b1 | b2;
+    m.reduce_once([r0, r1, r2, r3])
+}
+
+/// `(a₀·b₀ + a₁·b₁)·2⁻²⁵⁶ mod p`, canonical, with one Montgomery reduction for both products
+/// (`a = [a₀, a₁]`, `b = [b₀, b₁]`, each element below p, limbs little-endian).
+///
+/// Each round adds two products and reduces once: `T` stays below `3p + 1 < 2²⁵⁶`, and below
+/// `2³²⁰` before the reduction. The last round multiplies by the top limbs of `b₀, b₁`, which
+/// are below `0.19·2⁶⁴` (p < 2²⁵⁴), so the result is below `1.38p + 2¹⁹²` < 2p: one
+/// conditional subtraction.
+///
+/// # Safety
+/// As [`mont_mul`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn mont_sum_of_two(a: &[u64; 8], b: &[u64; 8], m: &Modulus) -> [u64; 4] {
+    let (r0, r1, r2, r3): (u64, u64, u64, u64);
+    // SAFETY (the caller's): as in `mont_mul`; the block reads 64 bytes at `a` and `b`.
+    unsafe {
+        core::arch::asm!(
+            first_product!("0"),
+            accumulate!("32", "32", "r8", "r9", "r10", "r11", "r12"),
+            reduce!("r8", "r9", "r10", "r11", "r12"),
+            product!("0", "8", "r9", "r10", "r11", "r12", "r8"),
+            accumulate!("32", "40", "r9", "r10", "r11", "r12", "r8"),
+            reduce!("r9", "r10", "r11", "r12", "r8"),
+            product!("0", "16", "r10", "r11", "r12", "r8", "r9"),
+            accumulate!("32", "48", "r10", "r11", "r12", "r8", "r9"),
+            reduce!("r10", "r11", "r12", "r8", "r9"),
+            product!("0", "24", "r11", "r12", "r8", "r9", "r10"),
+            accumulate!("32", "56", "r11", "r12", "r8", "r9", "r10"),
+            reduce!("r11", "r12", "r8", "r9", "r10"),
+            a = in(reg) a.as_ptr(),
+            b = in(reg) b.as_ptr(),
+            p = in(reg) m.0.as_ptr(),
+            z = out(reg) _,
+            out("rax") _, out("rcx") _, out("rdx") _, out("r11") _,
+            out("r12") r0, out("r8") r1, out("r9") r2, out("r10") r3,
+            options(pure, readonly, nostack),
+        );
     }
-    if borrow {
-        t
-    } else {
-        s
-    }
+    m.reduce_once([r0, r1, r2, r3])
 }
 
 /// `a·b` in `Fq` with the assembly.
@@ -273,20 +314,27 @@ unsafe fn fr_mul(a: &Fr, b: &Fr) -> Fr {
     r
 }
 
-/// `a·b` in `Fq2 = Fq[u]/(u² + 1)` with three assembly products (Karatsuba).
+/// `a·b` in `Fq2 = Fq[u]/(u² + 1)`: `c₀ = a₀b₀ + (-a₁)b₁` and `c₁ = a₀b₁ + a₁b₀`, each a
+/// sum of two products with one reduction.
 ///
 /// # Safety
 /// As [`mont_mul`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn fq2_mul(a: &Fq2, b: &Fq2) -> Fq2 {
+    let limbs = |x: &Fq, y: &Fq| {
+        let mut l = [0u64; 8];
+        l[..4].copy_from_slice(&x.0 .0);
+        l[4..].copy_from_slice(&y.0 .0);
+        l
+    };
+    let (mut c0, mut c1) = (a.c0, a.c1);
     // SAFETY: as the caller's.
     unsafe {
-        let v0 = fq_mul(&a.c0, &b.c0);
-        let v1 = fq_mul(&a.c1, &b.c1);
-        let s = fq_mul(&(a.c0 + a.c1), &(b.c0 + b.c1));
-        Fq2::new(v0 - v1, s - v0 - v1)
+        c0.0 .0 = mont_sum_of_two(&limbs(&a.c0, &-a.c1), &limbs(&b.c0, &b.c1), &FQ_MODULUS);
+        c1.0 .0 = mont_sum_of_two(&limbs(&a.c0, &a.c1), &limbs(&b.c1, &b.c0), &FQ_MODULUS);
     }
+    Fq2::new(c0, c1)
 }
 
 /// `a²` in `Fq2` with two assembly products: `(c0 + c1)(c0 - c1) + 2·c0·c1·u`.
@@ -463,6 +511,9 @@ mod tests {
                 }
                 assert_eq!(square_on(path, &a), a.square(), "{path:?}");
             }
+            // Every coordinate p - 1: both sums of two products at their largest.
+            let m = Fq2::new(-Fq::ONE, -Fq::ONE);
+            assert_eq!(mul_on(path, &m, &m), m * m, "{path:?}");
         }
     }
 
