@@ -10,19 +10,16 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod node_process;
+mod veil_bin;
 use node_process::NodeProcess;
+use veil_bin::{command, text};
 
+/// `veil args` without a token in the environment.
 fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .env_remove("RUST_LOG")
+    command(args)
         .env_remove("VEIL_OPERATOR_TOKEN")
         .output()
         .expect("run veil")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// `veil node --dev-token --no-prove` (B = 1, D = 8) on `data`, without a token in the

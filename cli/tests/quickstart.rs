@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod node_process;
+mod veil_bin;
 use node_process::NodeProcess;
+use veil_bin::text;
 
 const BEGIN: &str = "<!-- quickstart:begin -->";
 const END: &str = "<!-- quickstart:end -->";
@@ -89,10 +91,6 @@ fn wallet_name(line: &str) -> Option<&str> {
     let mut words = line.split_whitespace();
     words.find(|w| *w == "--wallet")?;
     words.next()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Dev keys (seed `seed`) for B = 2, D = 8 cached under the target dir, as the other CLI tests

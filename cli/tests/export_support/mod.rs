@@ -3,22 +3,13 @@
 
 #![allow(dead_code)]
 
+#[path = "../veil_bin/mod.rs"]
+mod veil_bin;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-/// Runs the `veil` binary.
-pub fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run veil")
-}
-
-/// Lossy UTF-8.
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+#[allow(unused_imports)]
+pub use veil_bin::{text, veil};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {

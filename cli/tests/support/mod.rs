@@ -11,6 +11,8 @@
 pub mod bitcoind;
 #[path = "../node_process/mod.rs"]
 pub mod node_process;
+#[path = "../veil_bin/mod.rs"]
+pub mod veil_bin;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -26,6 +28,8 @@ use bitcoind::{Bitcoind, RPC_PASSWORD, RPC_USER};
 #[allow(unused_imports)]
 pub use node_process::{free_port, NodeProcess};
 use serde_json::Value;
+#[allow(unused_imports)]
+pub use veil_bin::{text, veil};
 use veil_bitcoin::package::read_package;
 use veil_bitcoin::payload::AnchorPayloadV2;
 use veil_bitcoin::spend::pay_from_coin;
@@ -54,20 +58,6 @@ pub fn keys_dir() -> &'static PathBuf {
         veil_prover::load_or_setup_dev_keys(tmp, shape(), 1).expect("dev keys");
         tmp.join("dev-seed-1")
     })
-}
-
-/// Runs the `veil` binary.
-pub fn veil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run veil")
-}
-
-/// Lossy UTF-8.
-pub fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Runs `veil args`, asserts exit 0 and returns its stdout as JSON.
