@@ -6,8 +6,8 @@
 //! crate that *derives* the field (`ark-bn254`, which has none), so BN254 never uses it: its
 //! multiplication is the portable CIOS loop. This module owns the assembly, the run-time
 //! choice, and the generic entry points ([`mul`], [`square`]) that the MSM's bucket
-//! accumulation and the FFT use, for `Fq`, `Fq2` (Karatsuba over the `Fq` product) and `Fr`;
-//! any other field goes to arkworks.
+//! accumulation and the FFT use, for `Fq`, `Fq2` (each coordinate a sum of two products with
+//! one reduction) and `Fr`; any other field goes to arkworks.
 //!
 //! The product is CIOS with the "no-carry" bound (the modulus' top limb is below `2^62`, so
 //! every intermediate fits in five limbs and the result of each round is below `2p`), then one
