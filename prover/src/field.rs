@@ -13,12 +13,14 @@
 //! every intermediate fits in five limbs and the result of each round is below `2p`), then one
 //! conditional subtraction: outputs are canonical, bit-identical to arkworks'.
 
-// Off x86-64 only the portable path exists; the moduli and the type test go unused.
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+// Off x86-64 only the portable path exists; the moduli, the type test and their imports go
+// unused.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 
 use std::any::TypeId;
 
 use ark_bn254::{Fq, Fq2, Fr};
+use ark_ff::fields::{Fp256, MontBackend, MontConfig};
 use ark_ff::{AdditiveGroup, Field, PrimeField};
 
 /// Which field multiplication the prover's hot loops use.
@@ -215,6 +217,29 @@ macro_rules! reduce {
     };
 }
 
+/// Runs the assembly `templates` of a Montgomery product with the operands every product
+/// shares: `{a}`, `{b}` and `{p}` point at the factors' limbs and at `m` (limbs, then
+/// `-p⁻¹`), `{z}` is a scratch register, and the last round leaves the result, below 2p, in
+/// `r12, r8, r9, r10` (low limb first). Evaluates to the canonical result (one conditional
+/// subtraction). Must be expanded inside `unsafe`, on a CPU with BMI2 and ADX.
+#[cfg(target_arch = "x86_64")]
+macro_rules! montgomery {
+    ($a:expr, $b:expr, $m:expr; $($template:expr),+ $(,)?) => {{
+        let (r0, r1, r2, r3): (u64, u64, u64, u64);
+        core::arch::asm!(
+            $($template),+,
+            a = in(reg) $a.as_ptr(),
+            b = in(reg) $b.as_ptr(),
+            p = in(reg) $m.0.as_ptr(),
+            z = out(reg) _,
+            out("rax") _, out("rcx") _, out("rdx") _, out("r11") _,
+            out("r12") r0, out("r8") r1, out("r9") r2, out("r10") r3,
+            options(pure, readonly, nostack),
+        );
+        $m.reduce_once([r0, r1, r2, r3])
+    }};
+}
+
 /// `a·b·2⁻²⁵⁶ mod p` for Montgomery-form `a, b < p`, canonical.
 ///
 /// # Safety
@@ -222,11 +247,11 @@ macro_rules! reduce {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn mont_mul(a: &[u64; 4], b: &[u64; 4], m: &Modulus) -> [u64; 4] {
-    let (r0, r1, r2, r3): (u64, u64, u64, u64);
     // SAFETY (the caller's): MULX/ADCX/ADOX exist on this CPU. The block reads 32 bytes at `a`
     // and `b` and 40 at `p`, all valid, and writes only its declared registers.
     unsafe {
-        core::arch::asm!(
+        montgomery!(
+            a, b, m;
             // Round 0: T = a·b[0] into r8..r12, then reduce.
             first_product!("0"),
             reduce!("r8", "r9", "r10", "r11", "r12"),
@@ -237,17 +262,8 @@ unsafe fn mont_mul(a: &[u64; 4], b: &[u64; 4], m: &Modulus) -> [u64; 4] {
             reduce!("r10", "r11", "r12", "r8", "r9"),
             product!("0", "24", "r11", "r12", "r8", "r9", "r10"),
             reduce!("r11", "r12", "r8", "r9", "r10"),
-            a = in(reg) a.as_ptr(),
-            b = in(reg) b.as_ptr(),
-            p = in(reg) m.0.as_ptr(),
-            z = out(reg) _,
-            out("rax") _, out("rcx") _, out("rdx") _, out("r11") _,
-            out("r12") r0, out("r8") r1, out("r9") r2, out("r10") r3,
-            options(pure, readonly, nostack),
-        );
+        )
     }
-    // The result is below 2p: one conditional subtraction makes it canonical.
-    m.reduce_once([r0, r1, r2, r3])
 }
 
 /// `(a₀·b₀ + a₁·b₁)·2⁻²⁵⁶ mod p`, canonical, with one Montgomery reduction for both products
@@ -263,10 +279,10 @@ unsafe fn mont_mul(a: &[u64; 4], b: &[u64; 4], m: &Modulus) -> [u64; 4] {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn mont_sum_of_two(a: &[u64; 8], b: &[u64; 8], m: &Modulus) -> [u64; 4] {
-    let (r0, r1, r2, r3): (u64, u64, u64, u64);
     // SAFETY (the caller's): as in `mont_mul`; the block reads 64 bytes at `a` and `b`.
     unsafe {
-        core::arch::asm!(
+        montgomery!(
+            a, b, m;
             first_product!("0"),
             accumulate!("32", "32", "r8", "r9", "r10", "r11", "r12"),
             reduce!("r8", "r9", "r10", "r11", "r12"),
@@ -279,41 +295,24 @@ unsafe fn mont_sum_of_two(a: &[u64; 8], b: &[u64; 8], m: &Modulus) -> [u64; 4] {
             product!("0", "24", "r11", "r12", "r8", "r9", "r10"),
             accumulate!("32", "56", "r11", "r12", "r8", "r9", "r10"),
             reduce!("r11", "r12", "r8", "r9", "r10"),
-            a = in(reg) a.as_ptr(),
-            b = in(reg) b.as_ptr(),
-            p = in(reg) m.0.as_ptr(),
-            z = out(reg) _,
-            out("rax") _, out("rcx") _, out("rdx") _, out("r11") _,
-            out("r12") r0, out("r8") r1, out("r9") r2, out("r10") r3,
-            options(pure, readonly, nostack),
-        );
+        )
     }
-    m.reduce_once([r0, r1, r2, r3])
 }
 
-/// `a·b` in `Fq` with the assembly.
+/// `a·b` in a 4-limb prime field (`Fq` or `Fr`) whose modulus and `-p⁻¹` are `m`.
 ///
 /// # Safety
-/// As [`mont_mul`].
+/// As [`mont_mul`]; `m` must be `F`'s modulus.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn fq_mul(a: &Fq, b: &Fq) -> Fq {
+unsafe fn fp_mul<C: MontConfig<4>>(
+    a: &Fp256<MontBackend<C, 4>>,
+    b: &Fp256<MontBackend<C, 4>>,
+    m: &Modulus,
+) -> Fp256<MontBackend<C, 4>> {
     let mut r = *a;
-    // SAFETY: as the caller's; `Fq`'s limbs are its Montgomery form, below p.
-    r.0 .0 = unsafe { mont_mul(&a.0 .0, &b.0 .0, &FQ_MODULUS) };
-    r
-}
-
-/// `a·b` in `Fr` with the assembly.
-///
-/// # Safety
-/// As [`mont_mul`].
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn fr_mul(a: &Fr, b: &Fr) -> Fr {
-    let mut r = *a;
-    // SAFETY: as for `fq_mul`.
-    r.0 .0 = unsafe { mont_mul(&a.0 .0, &b.0 .0, &FR_MODULUS) };
+    // SAFETY: as the caller's; the limbs are the Montgomery form, below p.
+    r.0 .0 = unsafe { mont_mul(&a.0 .0, &b.0 .0, m) };
     r
 }
 
@@ -349,8 +348,8 @@ unsafe fn fq2_mul(a: &Fq2, b: &Fq2) -> Fq2 {
 unsafe fn fq2_square(a: &Fq2) -> Fq2 {
     // SAFETY: as the caller's.
     unsafe {
-        let c0 = fq_mul(&(a.c0 + a.c1), &(a.c0 - a.c1));
-        let c1 = fq_mul(&a.c0, &a.c1);
+        let c0 = fp_mul(&(a.c0 + a.c1), &(a.c0 - a.c1), &FQ_MODULUS);
+        let c1 = fp_mul(&a.c0, &a.c1, &FQ_MODULUS);
         Fq2::new(c0, c1.double())
     }
 }
@@ -359,6 +358,16 @@ unsafe fn fq2_square(a: &Fq2) -> Fq2 {
 #[inline(always)]
 fn is<F: 'static, T: 'static>() -> bool {
     TypeId::of::<F>() == TypeId::of::<T>()
+}
+
+/// `x` as `T`.
+///
+/// # Safety
+/// `F` and `T` must be the same type (checked with [`is`]).
+#[inline(always)]
+unsafe fn same<F, T>(x: &F) -> &T {
+    // SAFETY: the caller's: the cast is the identity.
+    unsafe { &*(x as *const F).cast::<T>() }
 }
 
 /// `a·b`: with `ADX`, the assembly for `Fq`, `Fq2` and `Fr` (arkworks for any other field);
@@ -373,25 +382,13 @@ pub(crate) fn mul<F: Field, const ADX: bool>(a: &F, b: &F) -> F {
         // checked by the caller that chose `ADX = true`.
         unsafe {
             if is::<F, Fq>() {
-                let r = fq_mul(
-                    &*(a as *const F).cast::<Fq>(),
-                    &*(b as *const F).cast::<Fq>(),
-                );
-                return *(&r as *const Fq).cast::<F>();
+                return *same::<Fq, F>(&fp_mul(same(a), same(b), &FQ_MODULUS));
             }
             if is::<F, Fq2>() {
-                let r = fq2_mul(
-                    &*(a as *const F).cast::<Fq2>(),
-                    &*(b as *const F).cast::<Fq2>(),
-                );
-                return *(&r as *const Fq2).cast::<F>();
+                return *same::<Fq2, F>(&fq2_mul(same(a), same(b)));
             }
             if is::<F, Fr>() {
-                let r = fr_mul(
-                    &*(a as *const F).cast::<Fr>(),
-                    &*(b as *const F).cast::<Fr>(),
-                );
-                return *(&r as *const Fr).cast::<F>();
+                return *same::<Fr, F>(&fp_mul(same(a), same(b), &FR_MODULUS));
             }
         }
     }
@@ -405,8 +402,7 @@ pub(crate) fn square<F: Field, const ADX: bool>(a: &F) -> F {
     if ADX && is::<F, Fq2>() {
         // SAFETY: as in `mul`.
         unsafe {
-            let r = fq2_square(&*(a as *const F).cast::<Fq2>());
-            return *(&r as *const Fq2).cast::<F>();
+            return *same::<Fq2, F>(&fq2_square(same(a)));
         }
     }
     if ADX {
@@ -478,7 +474,6 @@ mod tests {
         for m in [&FQ_MODULUS, &FR_MODULUS] {
             assert_eq!(m.0[0].wrapping_mul(m.0[4]), u64::MAX, "p₀·(-p⁻¹) = -1");
         }
-        use ark_ff::MontConfig;
         assert_eq!(FQ_MODULUS.0[4], <ark_bn254::FqConfig as MontConfig<4>>::INV);
         assert_eq!(FR_MODULUS.0[4], <ark_bn254::FrConfig as MontConfig<4>>::INV);
     }
