@@ -18,6 +18,7 @@ use ark_poly::GeneralEvaluationDomain;
 use ark_relations::r1cs::{ConstraintMatrices, SynthesisError};
 use rayon::prelude::*;
 
+use crate::msm::ScalarGroups;
 use crate::qap;
 
 /// Wall-clock time of each proving phase.
@@ -155,17 +156,26 @@ fn prove_with_h(
         .map(|x| x.into_bigint())
         .collect();
     let aux = &z[num_inputs - 1..];
+    // Veil groups equal scalars once for the MSMs that share them (see `msm::ScalarGroups`).
+    let groups = (backend == Backend::Veil)
+        .then(|| rayon::join(|| ScalarGroups::new(&z), || ScalarGroups::new(aux)));
     timings.scalars = t.elapsed();
+    let (z_msm, aux_msm) = match &groups {
+        Some((z_groups, aux_groups)) => (Scalars::Grouped(z_groups), Scalars::Grouped(aux_groups)),
+        None => (Scalars::Plain(&z), Scalars::Plain(aux)),
+    };
 
     let h_acc = timed(&mut timings.msm_h, || msm(backend, &pk.h_query, &h));
     drop(h);
-    let l_acc = timed(&mut timings.msm_l, || msm(backend, &pk.l_query, aux));
-    let a_acc = timed(&mut timings.msm_a, || query_sum(backend, &pk.a_query, &z));
+    let l_acc = timed(&mut timings.msm_l, || aux_msm.msm(backend, &pk.l_query));
+    let a_acc = timed(&mut timings.msm_a, || {
+        query_sum(backend, &pk.a_query, &z_msm)
+    });
     let b_g1_acc = timed(&mut timings.msm_b_g1, || {
-        query_sum(backend, &pk.b_g1_query, &z)
+        query_sum(backend, &pk.b_g1_query, &z_msm)
     });
     let b_g2_acc = timed(&mut timings.msm_b_g2, || {
-        query_sum(backend, &pk.b_g2_query, &z)
+        query_sum(backend, &pk.b_g2_query, &z_msm)
     });
 
     // A = α + Σ z_i A_i + r δ;  B = β + Σ z_i B_i + s δ;  C = s A + r B_1 − r s δ + Σ w_i L_i + H.
@@ -181,16 +191,34 @@ fn prove_with_h(
     (proof, timings)
 }
 
+/// The scalars of MSMs over the assignment: as they are, or grouped by value (Veil).
+enum Scalars<'a> {
+    Plain(&'a [BigInteger256]),
+    Grouped(&'a ScalarGroups<BigInteger256>),
+}
+
+impl Scalars<'_> {
+    fn msm<P: SWCurveConfig>(&self, backend: Backend, bases: &[Affine<P>]) -> Projective<P>
+    where
+        P::ScalarField: PrimeField<BigInt = BigInteger256>,
+    {
+        match self {
+            Scalars::Plain(z) => msm(backend, bases, z),
+            Scalars::Grouped(groups) => groups.msm(bases),
+        }
+    }
+}
+
 /// `query[0] + Σ z_i · query[i + 1]`: the constant one's base plus the MSM over the rest.
 fn query_sum<P: SWCurveConfig>(
     backend: Backend,
     query: &[Affine<P>],
-    z: &[BigInteger256],
+    z: &Scalars<'_>,
 ) -> Projective<P>
 where
     P::ScalarField: PrimeField<BigInt = BigInteger256>,
 {
-    msm(backend, &query[1..], z) + query[0].into_group()
+    z.msm(backend, &query[1..]) + query[0].into_group()
 }
 
 /// The multi-scalar multiplication behind every query; like arkworks', over the shorter of

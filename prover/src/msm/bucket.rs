@@ -12,13 +12,16 @@
 //! Special cases are resolved when a point is queued (the bucket's value is final then, since
 //! it has no pending addition): identity base → skipped; empty bucket → the point is stored;
 //! `P == Q` → a doubling (denominator `2y`); `P == -Q` → the bucket becomes empty. This module
-//! owns the bucket set and its final reduction `Σ (j+1)·bucket[j]` (running sum, projective).
+//! owns the bucket set; its final reduction `Σ (j+1)·bucket[j]` is [`super::reduce`]'s (or a
+//! projective running sum when points spilled into the side buckets).
 //! Its field products go through [`crate::field`]: the assembly when `ADX`, else arkworks.
 
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
-use ark_ff::{AdditiveGroup, Field, Zero};
+use ark_ff::{AdditiveGroup, Zero};
 
-use crate::field::{mul, square};
+use super::affine::{chord, for_each_inverse, tangent};
+use super::reduce::weighted_sum;
+use crate::field::mul;
 
 /// Pending additions per batch (one inversion each). Measured on BN254 G1 at 2^16 points
 /// (c = 12, 13): 128 and 256 are 5–10% slower, 1024 within noise of 512.
@@ -196,20 +199,7 @@ impl<'a, P: SWCurveConfig, const ADX: bool> BucketSet<'a, P, ADX> {
 
     /// The batch: Montgomery's trick backwards, computing each sum as its inverse appears.
     fn apply_pending(&mut self) {
-        let Some(&total) = self.prefix.last() else {
-            return;
-        };
-        // Non-zero: every denominator is a non-zero x-difference or 2y with y ≠ 0.
-        let mut inv = total
-            .inverse()
-            .expect("batch-affine denominators are non-zero");
-        for i in (0..self.pending.len()).rev() {
-            let inv_i = if i > 0 {
-                mul::<_, ADX>(&inv, &self.prefix[i - 1])
-            } else {
-                inv
-            };
-            inv = mul::<_, ADX>(&inv, &self.dens[i]);
+        for_each_inverse::<_, ADX>(&self.dens, &self.prefix, |i, inv_i| {
             let Pending {
                 bucket,
                 base,
@@ -217,28 +207,15 @@ impl<'a, P: SWCurveConfig, const ADX: bool> BucketSet<'a, P, ADX> {
                 double,
             } = self.pending[i];
             let j = bucket as usize;
-            let b = self.buckets[j];
-            let (x3, y3) = if double {
-                let x2 = square::<_, ADX>(&b.x);
-                let lambda = mul::<_, ADX>(&(x2.double() + x2 + P::COEFF_A), &inv_i);
-                let x3 = square::<_, ADX>(&lambda) - b.x.double();
-                (x3, mul::<_, ADX>(&lambda, &(b.x - x3)) - b.y)
+            let b = &self.buckets[j];
+            self.buckets[j] = if double {
+                tangent::<P, ADX>(b, &inv_i)
             } else {
                 let p = &self.bases[base as usize];
-                if neg {
-                    // Adding (x, -y): λ = -(y + y₁)/(x - x₁); the sign folds into x₃ - x₁.
-                    let lambda = mul::<_, ADX>(&(p.y + b.y), &inv_i);
-                    let x3 = square::<_, ADX>(&lambda) - b.x - p.x;
-                    (x3, mul::<_, ADX>(&lambda, &(x3 - b.x)) - b.y)
-                } else {
-                    let lambda = mul::<_, ADX>(&(p.y - b.y), &inv_i);
-                    let x3 = square::<_, ADX>(&lambda) - b.x - p.x;
-                    (x3, mul::<_, ADX>(&lambda, &(b.x - x3)) - b.y)
-                }
+                chord::<P, ADX>(b, &p.x, &p.y, neg, &inv_i)
             };
-            self.buckets[j] = Affine::new_unchecked(x3, y3);
             self.busy[j] = false;
-        }
+        });
         self.pending.clear();
         self.dens.clear();
         self.prefix.clear();
@@ -249,6 +226,10 @@ impl<'a, P: SWCurveConfig, const ADX: bool> BucketSet<'a, P, ADX> {
         while !self.pending.is_empty() || !self.deferred.is_empty() {
             self.flush();
         }
+        if self.overflow.is_empty() {
+            return weighted_sum::<P, ADX>(&self.buckets, self.copies);
+        }
+        // Skewed input spilled into projective side buckets: the plain running sum.
         let mut running = Projective::<P>::default();
         let mut sum = Projective::<P>::default();
         for j in (0..self.buckets.len() / self.copies).rev() {

@@ -16,11 +16,16 @@ use rand_chacha::ChaCha20Rng;
 type BigFr = <Fr as PrimeField>::BigInt;
 
 /// The field paths this CPU runs.
-fn paths() -> Vec<FieldPath> {
+pub(super) fn paths() -> Vec<FieldPath> {
     [FieldPath::Portable, FieldPath::Adx]
         .into_iter()
         .filter(|p| p.available())
         .collect()
+}
+
+/// `f` on every field path this CPU runs.
+pub(super) fn each_path(f: impl Fn(FieldPath)) {
+    paths().into_iter().for_each(f);
 }
 
 /// [`msm_inner`] on `path`.
