@@ -12,14 +12,15 @@
 //! Special cases are resolved when a point is queued (the bucket's value is final then, since
 //! it has no pending addition): identity base → skipped; empty bucket → the point is stored;
 //! `P == Q` → a doubling (denominator `2y`); `P == -Q` → the bucket becomes empty. This module
-//! owns the bucket set; its final reduction `Σ (j+1)·bucket[j]` is [`super::reduce`]'s (or a
-//! projective running sum when points spilled into the side buckets).
+//! owns the bucket set; its final reduction `Σ (j+1)·bucket[j]` is [`super::reduce`]'s (the side
+//! buckets, if any, are first made affine and added into their slots).
 //! Its field products go through [`crate::field`]: the assembly when `ADX`, else arkworks.
 
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
+use ark_ec::CurveGroup;
 use ark_ff::{AdditiveGroup, Zero};
 
-use super::affine::{chord, for_each_inverse, tangent};
+use super::affine::{chord, for_each_inverse, tangent, BatchAdder};
 use super::reduce::weighted_sum;
 use crate::field::mul;
 
@@ -226,21 +227,16 @@ impl<'a, P: SWCurveConfig, const ADX: bool> BucketSet<'a, P, ADX> {
         while !self.pending.is_empty() || !self.deferred.is_empty() {
             self.flush();
         }
-        if self.overflow.is_empty() {
-            return weighted_sum::<P, ADX>(&self.buckets, self.copies);
+        if !self.overflow.is_empty() {
+            // Skewed input spilled into projective side buckets: back to affine (one shared
+            // inversion), then into their slots as one batch.
+            let spilled = Projective::normalize_batch(&self.overflow);
+            let mut adder = BatchAdder::<P, ADX>::new(BATCH);
+            adder.add_assign(
+                &mut self.buckets,
+                spilled.into_iter().enumerate().filter(|(_, p)| !p.infinity),
+            );
         }
-        // Skewed input spilled into projective side buckets: the plain running sum.
-        let mut running = Projective::<P>::default();
-        let mut sum = Projective::<P>::default();
-        for j in (0..self.buckets.len() / self.copies).rev() {
-            for slot in j * self.copies..(j + 1) * self.copies {
-                running += &self.buckets[slot];
-                if let Some(o) = self.overflow.get(slot) {
-                    running += o;
-                }
-            }
-            sum += &running;
-        }
-        sum
+        weighted_sum::<P, ADX>(&self.buckets, self.copies)
     }
 }
