@@ -46,16 +46,95 @@ pub(crate) fn tangent<P: SWCurveConfig, const ADX: bool>(
     Affine::new_unchecked(x3, y3)
 }
 
+/// What adding `±p` to `a` needs: `None` when it was resolved in place (`p` the identity, `a`
+/// the identity, `p = −a`, or doubling a point of order 2), else `(doubling, denominator)`, the
+/// denominator being `x_p − x_a` or, for `p = a`, `2·y_a`.
+#[inline(always)]
+pub(crate) fn denominator<P: SWCurveConfig>(
+    a: &mut Affine<P>,
+    p: &Affine<P>,
+    neg: bool,
+) -> Option<(bool, P::BaseField)> {
+    if p.infinity {
+        return None;
+    }
+    if a.infinity {
+        *a = if neg { -*p } else { *p };
+        return None;
+    }
+    if a.x != p.x {
+        return Some((false, p.x - a.x));
+    }
+    let py = if neg { -p.y } else { p.y };
+    if a.y != py || py.is_zero() {
+        *a = Affine::identity();
+        return None;
+    }
+    Some((true, a.y.double()))
+}
+
+/// The denominators of one batch and their prefix products (Montgomery's trick).
+pub(crate) struct Denominators<F: Field, const ADX: bool> {
+    dens: Vec<F>,
+    /// `prefix[k] = dens[0]·…·dens[k]`.
+    prefix: Vec<F>,
+}
+
+impl<F: Field, const ADX: bool> Denominators<F, ADX> {
+    /// Empty, with room for `capacity`.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            dens: Vec::with_capacity(capacity),
+            prefix: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Appends a (non-zero) denominator.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, den: F) {
+        let run = match self.prefix.last() {
+            Some(last) => mul::<_, ADX>(last, &den),
+            None => den,
+        };
+        self.prefix.push(run);
+        self.dens.push(den);
+    }
+
+    /// `f(k, 1/dens[k])` for every `k` from the last to the first, with one inversion; then
+    /// empty. Nothing when empty.
+    ///
+    /// # Panics
+    /// If a denominator is zero (batch-affine denominators are non-zero x-differences or `2y`
+    /// with `y ≠ 0`).
+    #[inline(always)]
+    pub(crate) fn invert_each(&mut self, mut f: impl FnMut(usize, F)) {
+        if let Some(total) = self.prefix.last() {
+            let mut inv = total
+                .inverse()
+                .expect("batch-affine denominators are non-zero");
+            for k in (0..self.dens.len()).rev() {
+                let inv_k = if k > 0 {
+                    mul::<_, ADX>(&inv, &self.prefix[k - 1])
+                } else {
+                    inv
+                };
+                inv = mul::<_, ADX>(&inv, &self.dens[k]);
+                f(k, inv_k);
+            }
+        }
+        self.dens.clear();
+        self.prefix.clear();
+    }
+}
+
 /// Scratch space for [`BatchAdder::add_assign`]; reused across batches.
 pub(crate) struct BatchAdder<P: SWCurveConfig, const ADX: bool> {
     /// `(accumulator index, doubling)` of each addition that needs an inverse.
     todo: Vec<(u32, bool)>,
     /// The point added by each entry of `todo`.
     srcs: Vec<Affine<P>>,
-    /// Denominators of `todo`, in order.
-    dens: Vec<P::BaseField>,
-    /// Prefix products of `dens`.
-    prefix: Vec<P::BaseField>,
+    /// Their denominators.
+    dens: Denominators<P::BaseField, ADX>,
 }
 
 impl<P: SWCurveConfig, const ADX: bool> BatchAdder<P, ADX> {
@@ -64,8 +143,7 @@ impl<P: SWCurveConfig, const ADX: bool> BatchAdder<P, ADX> {
         Self {
             todo: Vec::with_capacity(capacity),
             srcs: Vec::with_capacity(capacity),
-            dens: Vec::with_capacity(capacity),
-            prefix: Vec::with_capacity(capacity),
+            dens: Denominators::new(capacity),
         }
     }
 
@@ -80,38 +158,15 @@ impl<P: SWCurveConfig, const ADX: bool> BatchAdder<P, ADX> {
         debug_assert!(acc.len() <= u32::MAX as usize);
         self.todo.clear();
         self.srcs.clear();
-        self.dens.clear();
-        self.prefix.clear();
         for (i, p) in adds {
-            if p.infinity {
-                continue;
+            if let Some((double, den)) = denominator(&mut acc[i], &p, false) {
+                self.dens.push(den);
+                self.todo.push((i as u32, double));
+                self.srcs.push(p);
             }
-            let a = &mut acc[i];
-            if a.infinity {
-                *a = p;
-                continue;
-            }
-            let (double, den) = if a.x == p.x {
-                if a.y != p.y || p.y.is_zero() {
-                    // P + (−P), or doubling a point of order 2.
-                    *a = Affine::identity();
-                    continue;
-                }
-                (true, a.y.double())
-            } else {
-                (false, p.x - a.x)
-            };
-            let run = match self.prefix.last() {
-                Some(last) => mul::<_, ADX>(last, &den),
-                None => den,
-            };
-            self.prefix.push(run);
-            self.dens.push(den);
-            self.todo.push((i as u32, double));
-            self.srcs.push(p);
         }
         let (todo, srcs) = (&self.todo, &self.srcs);
-        for_each_inverse::<_, ADX>(&self.dens, &self.prefix, |k, inv_k| {
+        self.dens.invert_each(|k, inv_k| {
             let (i, double) = todo[k];
             let a = &mut acc[i as usize];
             *a = if double {
@@ -121,36 +176,6 @@ impl<P: SWCurveConfig, const ADX: bool> BatchAdder<P, ADX> {
                 chord::<P, ADX>(a, &p.x, &p.y, false, &inv_k)
             };
         });
-    }
-}
-
-/// Montgomery's trick, backwards: `f(k, 1/dens[k])` for every `k` from the last to the first,
-/// given `prefix[k] = dens[0]·…·dens[k]`, with one inversion. Nothing when `dens` is empty.
-///
-/// # Panics
-/// If a denominator is zero (batch-affine denominators are non-zero x-differences or `2y` with
-/// `y ≠ 0`).
-#[inline(always)]
-pub(crate) fn for_each_inverse<F: Field, const ADX: bool>(
-    dens: &[F],
-    prefix: &[F],
-    mut f: impl FnMut(usize, F),
-) {
-    debug_assert_eq!(dens.len(), prefix.len());
-    let Some(total) = prefix.last() else {
-        return;
-    };
-    let mut inv = total
-        .inverse()
-        .expect("batch-affine denominators are non-zero");
-    for k in (0..dens.len()).rev() {
-        let inv_k = if k > 0 {
-            mul::<_, ADX>(&inv, &prefix[k - 1])
-        } else {
-            inv
-        };
-        inv = mul::<_, ADX>(&inv, &dens[k]);
-        f(k, inv_k);
     }
 }
 

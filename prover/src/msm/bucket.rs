@@ -18,11 +18,9 @@
 
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ec::CurveGroup;
-use ark_ff::{AdditiveGroup, Zero};
 
-use super::affine::{chord, for_each_inverse, tangent, BatchAdder};
+use super::affine::{chord, denominator, tangent, BatchAdder, Denominators};
 use super::reduce::weighted_sum;
-use crate::field::mul;
 
 /// Pending additions per batch (one inversion each). Measured on BN254 G1 at 2^16 points
 /// (c = 12, 13): 128 and 256 are 5–10% slower, 1024 within noise of 512.
@@ -56,9 +54,7 @@ pub(crate) struct BucketSet<'a, P: SWCurveConfig, const ADX: bool> {
     busy: Vec<bool>,
     pending: Vec<Pending>,
     /// Denominators of `pending`, in order.
-    dens: Vec<P::BaseField>,
-    /// Prefix products of `dens` (Montgomery's trick).
-    prefix: Vec<P::BaseField>,
+    dens: Denominators<P::BaseField, ADX>,
     /// `(slot, base, neg)` of points whose slot was busy.
     deferred: Vec<(u32, u32, bool)>,
     /// Scratch for [`Self::flush`] (swapped with `deferred`).
@@ -79,8 +75,7 @@ impl<'a, P: SWCurveConfig, const ADX: bool> BucketSet<'a, P, ADX> {
             next_copy: 0,
             busy: vec![false; slots],
             pending: Vec::with_capacity(BATCH),
-            dens: Vec::with_capacity(BATCH),
-            prefix: Vec::with_capacity(BATCH),
+            dens: Denominators::new(BATCH),
             deferred: Vec::with_capacity(DEFERRED),
             retry: Vec::with_capacity(DEFERRED),
             overflow: Vec::new(),
@@ -149,29 +144,10 @@ impl<'a, P: SWCurveConfig, const ADX: bool> BucketSet<'a, P, ADX> {
     #[inline]
     fn queue(&mut self, j: usize, i: usize, neg: bool) {
         debug_assert!(!self.busy[j]);
-        let p = &self.bases[i];
-        let b = &mut self.buckets[j];
-        if b.infinity {
-            *b = if neg { -*p } else { *p };
+        let Some((double, den)) = denominator(&mut self.buckets[j], &self.bases[i], neg) else {
             return;
-        }
-        let (double, den) = if b.x == p.x {
-            let py = if neg { -p.y } else { p.y };
-            if b.y != py || py.is_zero() {
-                // P + (-P), or doubling a point of order 2: the bucket becomes empty.
-                *b = Affine::identity();
-                return;
-            }
-            (true, b.y.double())
-        } else {
-            (false, p.x - b.x)
         };
         self.busy[j] = true;
-        let acc = match self.prefix.last() {
-            Some(last) => mul::<_, ADX>(last, &den),
-            None => den,
-        };
-        self.prefix.push(acc);
         self.dens.push(den);
         self.pending.push(Pending {
             bucket: j as u32,
@@ -200,26 +176,26 @@ impl<'a, P: SWCurveConfig, const ADX: bool> BucketSet<'a, P, ADX> {
 
     /// The batch: Montgomery's trick backwards, computing each sum as its inverse appears.
     fn apply_pending(&mut self) {
-        for_each_inverse::<_, ADX>(&self.dens, &self.prefix, |i, inv_i| {
+        let (pending, buckets, busy, bases) =
+            (&self.pending, &mut self.buckets, &mut self.busy, self.bases);
+        self.dens.invert_each(|i, inv_i| {
             let Pending {
                 bucket,
                 base,
                 neg,
                 double,
-            } = self.pending[i];
+            } = pending[i];
             let j = bucket as usize;
-            let b = &self.buckets[j];
-            self.buckets[j] = if double {
+            let b = &buckets[j];
+            buckets[j] = if double {
                 tangent::<P, ADX>(b, &inv_i)
             } else {
-                let p = &self.bases[base as usize];
+                let p = &bases[base as usize];
                 chord::<P, ADX>(b, &p.x, &p.y, neg, &inv_i)
             };
-            self.busy[j] = false;
+            busy[j] = false;
         });
         self.pending.clear();
-        self.dens.clear();
-        self.prefix.clear();
     }
 
     /// Flushes everything and returns `Σ_j (j+1)·bucket[j]` (summing each bucket's copies).
