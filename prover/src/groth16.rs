@@ -157,8 +157,11 @@ fn prove_with_h(
         .collect();
     let aux = &z[num_inputs - 1..];
     // Veil groups equal scalars once for the MSMs that share them (see `msm::ScalarGroups`).
-    let groups = (backend == Backend::Veil)
-        .then(|| rayon::join(|| ScalarGroups::new(&z), || ScalarGroups::new(aux)));
+    let groups = (backend == Backend::Veil).then(|| {
+        let z_groups = ScalarGroups::new(&z);
+        let aux_groups = z_groups.suffix(num_inputs - 1);
+        (z_groups, aux_groups)
+    });
     timings.scalars = t.elapsed();
     let (z_msm, aux_msm) = match &groups {
         Some((z_groups, aux_groups)) => (Scalars::Grouped(z_groups), Scalars::Grouped(aux_groups)),

@@ -63,6 +63,27 @@ impl<B: BigInteger> ScalarGroups<B> {
         }
     }
 
+    /// The grouping of `scalars[from..]`, derived from this one (of `scalars`) without sorting
+    /// again.
+    pub fn suffix(&self, from: usize) -> Self {
+        let from = u32::try_from(from).unwrap_or(u32::MAX);
+        let mut out = Self {
+            values: Vec::new(),
+            members: Vec::new(),
+            starts: vec![0],
+        };
+        for (g, v) in self.values.iter().enumerate() {
+            let members = &self.members[self.starts[g] as usize..self.starts[g + 1] as usize];
+            let kept = &members[members.partition_point(|&i| i < from)..];
+            if !kept.is_empty() {
+                out.values.push(*v);
+                out.members.extend(kept.iter().map(|&i| i - from));
+                out.starts.push(out.members.len() as u32);
+            }
+        }
+        out
+    }
+
     /// How many distinct non-zero scalars (the size of the MSM that [`Self::msm`] runs).
     pub fn distinct(&self) -> usize {
         self.values.len()
@@ -248,5 +269,14 @@ mod tests {
         assert_eq!(g.values, [1u64, 5, 7].map(BigFr::from));
         assert_eq!(g.members, [5, 1, 3, 6, 2, 7]);
         assert_eq!(g.starts, [0, 1, 4, 6]);
+        for from in 0..=s.len() + 1 {
+            let want = ScalarGroups::new(&s[from.min(s.len())..]);
+            let got = g.suffix(from);
+            assert_eq!(
+                (got.values, got.members, got.starts),
+                (want.values, want.members, want.starts),
+                "from {from}"
+            );
+        }
     }
 }
