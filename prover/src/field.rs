@@ -9,6 +9,8 @@
 //! accumulation and the FFT use, for `Fq`, `Fq2` (each coordinate a sum of two products with
 //! one reduction) and `Fr`; any other field goes to arkworks.
 //!
+//! Sums, differences and negations on the same path are branch-free ([`additive`]).
+//!
 //! The product is CIOS with the "no-carry" bound (the modulus' top limb is below `2^62`, so
 //! every intermediate fits in five limbs and the result of each round is below `2p`), then one
 //! conditional subtraction: outputs are canonical, bit-identical to arkworks'.
@@ -19,9 +21,13 @@
 
 use std::any::TypeId;
 
+mod additive;
+
+pub(crate) use additive::{add, double, neg, sub};
+
 use ark_bn254::{Fq, Fq2, Fr};
 use ark_ff::fields::{Fp256, MontBackend, MontConfig};
-use ark_ff::{AdditiveGroup, Field, PrimeField};
+use ark_ff::{Field, PrimeField};
 
 /// Which field multiplication the prover's hot loops use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,22 +97,10 @@ impl Modulus {
         Self([p[0], p[1], p[2], p[3], inv.wrapping_neg()])
     }
 
-    /// `t - p` if `t ≥ p`, else `t`.
+    /// `t - p` if `t ≥ p`, else `t` (branch-free).
     #[inline(always)]
     fn reduce_once(&self, t: [u64; 4]) -> [u64; 4] {
-        let mut s = [0u64; 4];
-        let mut borrow = false;
-        for i in 0..4 {
-            let (x, b1) = t[i].overflowing_sub(self.0[i]);
-            let (x, b2) = x.overflowing_sub(u64::from(borrow));
-            s[i] = x;
-            borrow = b1 | b2;
-        }
-        if borrow {
-            t
-        } else {
-            s
-        }
+        additive::reduce_once(t, additive::first_four(&self.0))
     }
 }
 
@@ -333,7 +327,8 @@ unsafe fn fq2_mul(a: &Fq2, b: &Fq2) -> Fq2 {
     let (mut c0, mut c1) = (a.c0, a.c1);
     // SAFETY: as the caller's.
     unsafe {
-        c0.0 .0 = mont_sum_of_two(&limbs(&a.c0, &-a.c1), &limbs(&b.c0, &b.c1), &FQ_MODULUS);
+        let minus_a1 = neg::<Fq, true>(&a.c1);
+        c0.0 .0 = mont_sum_of_two(&limbs(&a.c0, &minus_a1), &limbs(&b.c0, &b.c1), &FQ_MODULUS);
         c1.0 .0 = mont_sum_of_two(&limbs(&a.c0, &a.c1), &limbs(&b.c1, &b.c0), &FQ_MODULUS);
     }
     Fq2::new(c0, c1)
@@ -348,9 +343,11 @@ unsafe fn fq2_mul(a: &Fq2, b: &Fq2) -> Fq2 {
 unsafe fn fq2_square(a: &Fq2) -> Fq2 {
     // SAFETY: as the caller's.
     unsafe {
-        let c0 = fp_mul(&(a.c0 + a.c1), &(a.c0 - a.c1), &FQ_MODULUS);
+        let sum = add::<Fq, true>(&a.c0, &a.c1);
+        let difference = sub::<Fq, true>(&a.c0, &a.c1);
+        let c0 = fp_mul(&sum, &difference, &FQ_MODULUS);
         let c1 = fp_mul(&a.c0, &a.c1, &FQ_MODULUS);
-        Fq2::new(c0, c1.double())
+        Fq2::new(c0, double::<Fq, true>(&c1))
     }
 }
 

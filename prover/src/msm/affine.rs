@@ -3,13 +3,14 @@
 //! accumulation ([`super::bucket`]) and the bucket reduction ([`super::reduce`]).
 //!
 //! Given the inverse of the chord's (or tangent's) denominator, an addition costs 2M + 1S and a
-//! doubling 2M + 2S; the trick adds 3M per element to the batch's one inversion. Field products
-//! go through [`crate::field`]: the assembly when `ADX`, else arkworks.
+//! doubling 2M + 2S; the trick adds 3M per element to the batch's one inversion. The field
+//! arithmetic goes through [`crate::field`]: assembly products and branch-free sums and
+//! differences when `ADX`, else arkworks.
 
 use ark_ec::short_weierstrass::{Affine, SWCurveConfig};
 use ark_ff::{AdditiveGroup, Field, Zero};
 
-use crate::field::{mul, square};
+use crate::field::{add, double, mul, square, sub};
 
 /// `a + (x, ±y)` for `a.x ≠ x`, given `inv = 1/(x − a.x)`. With `neg` the point added is
 /// `(x, −y)`: λ = −(y + a.y)/(x − a.x), and the sign folds into `x₃ − a.x`.
@@ -21,15 +22,19 @@ pub(crate) fn chord<P: SWCurveConfig, const ADX: bool>(
     neg: bool,
     inv: &P::BaseField,
 ) -> Affine<P> {
-    let (x3, y3) = if neg {
-        let lambda = mul::<_, ADX>(&(*y + a.y), inv);
-        let x3 = square::<_, ADX>(&lambda) - a.x - x;
-        (x3, mul::<_, ADX>(&lambda, &(x3 - a.x)) - a.y)
+    let rise = if neg {
+        add::<_, ADX>(y, &a.y)
     } else {
-        let lambda = mul::<_, ADX>(&(*y - a.y), inv);
-        let x3 = square::<_, ADX>(&lambda) - a.x - x;
-        (x3, mul::<_, ADX>(&lambda, &(a.x - x3)) - a.y)
+        sub::<_, ADX>(y, &a.y)
     };
+    let lambda = mul::<_, ADX>(&rise, inv);
+    let x3 = sub::<_, ADX>(&sub::<_, ADX>(&square::<_, ADX>(&lambda), &a.x), x);
+    let run = if neg {
+        sub::<_, ADX>(&x3, &a.x)
+    } else {
+        sub::<_, ADX>(&a.x, &x3)
+    };
+    let y3 = sub::<_, ADX>(&mul::<_, ADX>(&lambda, &run), &a.y);
     Affine::new_unchecked(x3, y3)
 }
 
@@ -40,9 +45,10 @@ pub(crate) fn tangent<P: SWCurveConfig, const ADX: bool>(
     inv: &P::BaseField,
 ) -> Affine<P> {
     let x2 = square::<_, ADX>(&a.x);
-    let lambda = mul::<_, ADX>(&(x2.double() + x2 + P::COEFF_A), inv);
-    let x3 = square::<_, ADX>(&lambda) - a.x.double();
-    let y3 = mul::<_, ADX>(&lambda, &(a.x - x3)) - a.y;
+    let slope = add::<_, ADX>(&add::<_, ADX>(&double::<_, ADX>(&x2), &x2), &P::COEFF_A);
+    let lambda = mul::<_, ADX>(&slope, inv);
+    let x3 = sub::<_, ADX>(&square::<_, ADX>(&lambda), &double::<_, ADX>(&a.x));
+    let y3 = sub::<_, ADX>(&mul::<_, ADX>(&lambda, &sub::<_, ADX>(&a.x, &x3)), &a.y);
     Affine::new_unchecked(x3, y3)
 }
 
@@ -50,7 +56,7 @@ pub(crate) fn tangent<P: SWCurveConfig, const ADX: bool>(
 /// the identity, `p = −a`, or doubling a point of order 2), else `(doubling, denominator)`, the
 /// denominator being `x_p − x_a` or, for `p = a`, `2·y_a`.
 #[inline(always)]
-pub(crate) fn denominator<P: SWCurveConfig>(
+pub(crate) fn denominator<P: SWCurveConfig, const ADX: bool>(
     a: &mut Affine<P>,
     p: &Affine<P>,
     neg: bool,
@@ -63,7 +69,7 @@ pub(crate) fn denominator<P: SWCurveConfig>(
         return None;
     }
     if a.x != p.x {
-        return Some((false, p.x - a.x));
+        return Some((false, sub::<_, ADX>(&p.x, &a.x)));
     }
     let py = if neg { -p.y } else { p.y };
     if a.y != py || py.is_zero() {
@@ -159,7 +165,7 @@ impl<P: SWCurveConfig, const ADX: bool> BatchAdder<P, ADX> {
         self.todo.clear();
         self.srcs.clear();
         for (i, p) in adds {
-            if let Some((double, den)) = denominator(&mut acc[i], &p, false) {
+            if let Some((double, den)) = denominator::<P, ADX>(&mut acc[i], &p, false) {
                 self.dens.push(den);
                 self.todo.push((i as u32, double));
                 self.srcs.push(p);

@@ -144,7 +144,8 @@ impl<'a, P: SWCurveConfig, const ADX: bool> BucketSet<'a, P, ADX> {
     #[inline]
     fn queue(&mut self, j: usize, i: usize, neg: bool) {
         debug_assert!(!self.busy[j]);
-        let Some((double, den)) = denominator(&mut self.buckets[j], &self.bases[i], neg) else {
+        let Some((double, den)) = denominator::<P, ADX>(&mut self.buckets[j], &self.bases[i], neg)
+        else {
             return;
         };
         self.busy[j] = true;
