@@ -3,20 +3,21 @@
 //! unity, exact field arithmetic, so identical results), organised for the memory hierarchy.
 //!
 //! - Depth-first recursion: after the first few levels a sub-transform fits in cache and all
-//!   its remaining levels run there; the top levels split across threads (rayon).
+//!   its remaining levels run there; the top levels split across threads (rayon). The last
+//!   256 points run every level in one loop ([`leaf`]), the level of twiddle 1 without products.
 //! - Twiddles in one table per level, read sequentially (`w_s^j` for `j < s/2` at offset
 //!   `s/2 - 1`), computed per transform in parallel.
 //! - Decimation in frequency ([`dif`], natural order in, bit-reversed out) and in time ([`dit`],
 //!   bit-reversed in, natural out), so that a transform whose output is consumed pointwise needs
 //!   no permutation: the witness map permutes 3 times where calling ark-poly permutes 7 times.
-//! - Products on the field path chosen at run time ([`crate::field`]: the ADX assembly where
-//!   the CPU has it).
+//! - Products, sums and differences on the field path chosen at run time ([`crate::field`]:
+//!   the ADX assembly and branch-free sums where the CPU has it).
 
 use ark_bn254::Fr;
 use ark_ff::{Field, One};
 use rayon::prelude::*;
 
-use crate::field::{mul, FieldPath};
+use crate::field::{add, mul, sub, FieldPath};
 
 /// Whether this process's products run on the ADX assembly.
 fn adx() -> bool {
@@ -27,6 +28,8 @@ fn adx() -> bool {
 const PARALLEL_LEN: usize = 1 << 14;
 /// Butterflies per parallel task at the top levels.
 const CHUNK: usize = 1 << 12;
+/// Sub-transforms at most this long run iteratively ([`leaf`]).
+const LEAF: usize = 1 << 8;
 
 /// Per-level twiddle tables of a transform of length `n` with root `w` (of order `n`): level
 /// `s = 2m` (half length `m`) holds `w^(j·n/s)` for `j < m` at `[m - 1, 2m - 1)`.
@@ -106,7 +109,12 @@ enum Decimation {
 
 fn transform(x: &mut [Fr], tw: &Twiddles, d: Decimation) {
     let n = x.len();
-    if n < 2 {
+    if n <= LEAF {
+        if adx() {
+            leaf::<true>(x, tw, d);
+        } else {
+            leaf::<false>(x, tw, d);
+        }
         return;
     }
     let m = n / 2;
@@ -127,27 +135,59 @@ fn transform(x: &mut [Fr], tw: &Twiddles, d: Decimation) {
     }
 }
 
-/// One level's butterflies between the halves `lo` and `hi` with twiddles `w`.
-fn butterflies(lo: &mut [Fr], hi: &mut [Fr], w: &[Fr], d: Decimation, parallel: bool) {
-    fn pass<const ADX: bool>(lo: &mut [Fr], hi: &mut [Fr], w: &[Fr], d: Decimation) {
-        let pairs = lo.iter_mut().zip(hi.iter_mut()).zip(w);
-        match d {
-            Decimation::Frequency => {
-                for ((a, b), w) in pairs {
-                    let (u, v) = (*a, *b);
-                    *a = u + v;
-                    *b = mul::<_, ADX>(&(u - v), w);
-                }
+/// A short sub-transform (at most [`LEAF`] long, in cache): every level in one loop, without
+/// recursion, and the level of half length 1 (twiddle 1) without products.
+fn leaf<const ADX: bool>(x: &mut [Fr], tw: &Twiddles, d: Decimation) {
+    let n = x.len();
+    let level = |x: &mut [Fr], m: usize| {
+        for block in x.chunks_exact_mut(2 * m) {
+            let (lo, hi) = block.split_at_mut(m);
+            if m == 1 {
+                // Both decimations: (u + v, u − v).
+                let (u, v) = (lo[0], hi[0]);
+                lo[0] = add::<_, ADX>(&u, &v);
+                hi[0] = sub::<_, ADX>(&u, &v);
+            } else {
+                pass::<ADX>(lo, hi, tw.level(m), d);
             }
-            Decimation::Time => {
-                for ((a, b), w) in pairs {
-                    let t = mul::<_, ADX>(b, w);
-                    *b = *a - t;
-                    *a += t;
-                }
+        }
+    };
+    let mut m = match d {
+        Decimation::Frequency => n / 2,
+        Decimation::Time => 1,
+    };
+    while m >= 1 && m < n {
+        level(x, m);
+        m = match d {
+            Decimation::Frequency => m / 2,
+            Decimation::Time => m * 2,
+        };
+    }
+}
+
+/// The butterflies between the halves `lo` and `hi` with twiddles `w`, on one thread.
+fn pass<const ADX: bool>(lo: &mut [Fr], hi: &mut [Fr], w: &[Fr], d: Decimation) {
+    let pairs = lo.iter_mut().zip(hi.iter_mut()).zip(w);
+    match d {
+        Decimation::Frequency => {
+            for ((a, b), w) in pairs {
+                let (u, v) = (*a, *b);
+                *a = add::<_, ADX>(&u, &v);
+                *b = mul::<_, ADX>(&sub::<_, ADX>(&u, &v), w);
+            }
+        }
+        Decimation::Time => {
+            for ((a, b), w) in pairs {
+                let t = mul::<_, ADX>(b, w);
+                *b = sub::<_, ADX>(a, &t);
+                *a = add::<_, ADX>(a, &t);
             }
         }
     }
+}
+
+/// One level's butterflies between the halves `lo` and `hi` with twiddles `w`.
+fn butterflies(lo: &mut [Fr], hi: &mut [Fr], w: &[Fr], d: Decimation, parallel: bool) {
     let adx = adx();
     let run = |lo: &mut [Fr], hi: &mut [Fr], w: &[Fr]| {
         if adx {
