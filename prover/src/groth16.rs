@@ -5,10 +5,15 @@
 //! verify with stock `Groth16::verify`; the witness map ([`crate::qap`]) and the MSMs
 //! ([`crate::msm`]) are Veil's. Each phase is timed ([`ProofTimings`]) for the benchmark's
 //! breakdown.
+//!
+//! Veil's phases run one after another ([`Schedule::Phased`]) or in two streams side by side
+//! ([`Schedule::Overlapped`], what [`crate::Prover`] does): the witness map and the H MSM need the
+//! constraint evaluations, while the L, A and B MSMs need only the assignment, so neither waits
+//! for the other and no core idles at the end of a phase.
 
 use std::time::{Duration, Instant};
 
-use ark_bn254::{Bn254, Fr};
+use ark_bn254::{Bn254, Fr, G1Projective, G2Projective};
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{BigInteger256, PrimeField};
@@ -21,13 +26,19 @@ use rayon::prelude::*;
 use crate::msm::ScalarGroups;
 use crate::qap;
 
-/// Wall-clock time of each proving phase.
+/// Wall-clock time of each proving phase, and of the whole step.
+///
+/// With [`Schedule::Overlapped`] each phase's time is its own while it shared the cores with the
+/// other stream, so the phases add up to more than [`ProofTimings::wall`].
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct ProofTimings {
+    /// The whole proving step (all the phases and the proof's assembly).
+    pub wall: Duration,
     /// The R1CS-to-QAP witness map: seven FFTs of the domain's size (and, except in
     /// [`create_proof_from_evaluations`], evaluating the constraints first).
     pub witness_map: Duration,
-    /// Scalars to their integer representation.
+    /// Scalars to their integer representation, and Veil's grouping of the assignment's values
+    /// (overlapped: the assignment's only; H's conversion then counts in `msm_h`).
     pub scalars: Duration,
     /// `Σ h_i · H_i` over the domain (G1).
     pub msm_h: Duration,
@@ -42,9 +53,9 @@ pub struct ProofTimings {
 }
 
 impl ProofTimings {
-    /// All the phases together.
+    /// The whole proving step's wall-clock time.
     pub fn total(&self) -> Duration {
-        self.witness_map + self.scalars + self.msm_total()
+        self.wall
     }
 
     /// The five MSMs together.
@@ -80,7 +91,7 @@ pub fn create_proof(
     backend: Backend,
 ) -> Result<(Proof<Bn254>, ProofTimings), SynthesisError> {
     let num_inputs = matrices.num_instance_variables;
-    let t = Instant::now();
+    let start = Instant::now();
     let h = match backend {
         Backend::Arkworks => LibsnarkReduction::witness_map_from_matrices::<Fr, Domain>(
             matrices,
@@ -99,17 +110,28 @@ pub fn create_proof(
         }
     };
     let timings = ProofTimings {
-        witness_map: t.elapsed(),
+        witness_map: start.elapsed(),
         ..ProofTimings::default()
     };
     Ok(prove_with_h(
-        pk, h, assignment, num_inputs, r, s, backend, timings,
+        pk, h, assignment, num_inputs, r, s, backend, start, timings,
     ))
+}
+
+/// How [`create_proof_from_evaluations`] orders its phases.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Schedule {
+    /// Two streams side by side on the thread pool: the witness map then the H MSM, and the
+    /// assignment's scalars and groups then the L, A and B MSMs. What [`crate::Prover`] does.
+    #[default]
+    Overlapped,
+    /// One phase after another, each timed alone: the benchmark's phase breakdown.
+    Phased,
 }
 
 /// [`create_proof`] with Veil's backend from constraint evaluations already made (and checked)
 /// by [`qap::evaluate`] on the same assignment; `num_inputs` counts the instance variables with
-/// the constant one.
+/// the constant one. Both schedules give the same proof.
 pub fn create_proof_from_evaluations(
     pk: &ProvingKey<Bn254>,
     evaluations: qap::ConstraintEvaluations,
@@ -117,11 +139,15 @@ pub fn create_proof_from_evaluations(
     num_inputs: usize,
     r: Fr,
     s: Fr,
+    schedule: Schedule,
 ) -> Result<(Proof<Bn254>, ProofTimings), SynthesisError> {
-    let t = Instant::now();
+    let start = Instant::now();
+    if schedule == Schedule::Overlapped {
+        return prove_overlapped(pk, evaluations, assignment, num_inputs, r, s, start);
+    }
     let h = qap::witness_map(evaluations)?;
     let timings = ProofTimings {
-        witness_map: t.elapsed(),
+        witness_map: start.elapsed(),
         ..ProofTimings::default()
     };
     Ok(prove_with_h(
@@ -132,8 +158,91 @@ pub fn create_proof_from_evaluations(
         r,
         s,
         Backend::Veil,
+        start,
         timings,
     ))
+}
+
+/// [`Schedule::Overlapped`]: the witness map and the H MSM in one stream, the L, A and B MSMs
+/// over the grouped assignment in the other, joined on the thread pool.
+fn prove_overlapped(
+    pk: &ProvingKey<Bn254>,
+    evaluations: qap::ConstraintEvaluations,
+    assignment: &[Fr],
+    num_inputs: usize,
+    r: Fr,
+    s: Fr,
+    start: Instant,
+) -> Result<(Proof<Bn254>, ProofTimings), SynthesisError> {
+    let (h_stream, z_stream) = rayon::join(
+        || -> Result<_, SynthesisError> {
+            let mut t = ProofTimings::default();
+            let h = timed(&mut t.witness_map, || qap::witness_map(evaluations))?;
+            let h_acc = timed(&mut t.msm_h, || {
+                msm(Backend::Veil, &pk.h_query, &to_integers(&h))
+            });
+            Ok((h_acc, t))
+        },
+        || {
+            let mut t = ProofTimings::default();
+            let (z_groups, aux_groups) = timed(&mut t.scalars, || {
+                let z_groups = ScalarGroups::new(&to_integers(&assignment[1..]));
+                let aux_groups = z_groups.suffix(num_inputs - 1);
+                (z_groups, aux_groups)
+            });
+            let (z, aux) = (Scalars::Grouped(&z_groups), Scalars::Grouped(&aux_groups));
+            let sums = MsmSums {
+                h: G1Projective::default(),
+                l: timed(&mut t.msm_l, || aux.msm(Backend::Veil, &pk.l_query)),
+                a: timed(&mut t.msm_a, || query_sum(Backend::Veil, &pk.a_query, &z)),
+                b_g1: timed(&mut t.msm_b_g1, || {
+                    query_sum(Backend::Veil, &pk.b_g1_query, &z)
+                }),
+                b_g2: timed(&mut t.msm_b_g2, || {
+                    query_sum(Backend::Veil, &pk.b_g2_query, &z)
+                }),
+            };
+            (sums, t)
+        },
+    );
+    let (h_acc, h_times) = h_stream?;
+    let (sums, z_times) = z_stream;
+    let proof = assemble(pk, MsmSums { h: h_acc, ..sums }, r, s);
+    let timings = ProofTimings {
+        wall: start.elapsed(),
+        witness_map: h_times.witness_map,
+        msm_h: h_times.msm_h,
+        ..z_times
+    };
+    Ok((proof, timings))
+}
+
+/// Field elements in their integer representation (the MSMs' scalars), in parallel.
+fn to_integers(values: &[Fr]) -> Vec<BigInteger256> {
+    values.par_iter().map(|x| x.into_bigint()).collect()
+}
+
+/// The five MSMs' results (A and B with their constant-one bases).
+struct MsmSums {
+    h: G1Projective,
+    l: G1Projective,
+    a: G1Projective,
+    b_g1: G1Projective,
+    b_g2: G2Projective,
+}
+
+/// The proof from the MSMs:
+/// A = α + Σ z_i A_i + r δ;  B = β + Σ z_i B_i + s δ;  C = s A + r B_1 − r s δ + Σ w_i L_i + H.
+fn assemble(pk: &ProvingKey<Bn254>, sums: MsmSums, r: Fr, s: Fr) -> Proof<Bn254> {
+    let g_a = sums.a + pk.vk.alpha_g1 + pk.delta_g1 * r;
+    let g1_b = sums.b_g1 + pk.beta_g1 + pk.delta_g1 * s;
+    let g2_b = sums.b_g2 + pk.vk.beta_g2 + pk.vk.delta_g2 * s;
+    let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + sums.l + sums.h;
+    Proof {
+        a: g_a.into_affine(),
+        b: g2_b.into_affine(),
+        c: g_c.into_affine(),
+    }
 }
 
 /// The MSMs and the proof's assembly, from `h`'s coefficients.
@@ -146,15 +255,13 @@ fn prove_with_h(
     r: Fr,
     s: Fr,
     backend: Backend,
+    start: Instant,
     mut timings: ProofTimings,
 ) -> (Proof<Bn254>, ProofTimings) {
     let t = Instant::now();
-    let h: Vec<BigInteger256> = h.par_iter().map(|x| x.into_bigint()).collect();
+    let h = to_integers(&h);
     // Without the constant one: arkworks' queries hold the one's base at index 0.
-    let z: Vec<BigInteger256> = assignment[1..]
-        .par_iter()
-        .map(|x| x.into_bigint())
-        .collect();
+    let z = to_integers(&assignment[1..]);
     let aux = &z[num_inputs - 1..];
     // Veil groups equal scalars once for the MSMs that share them (see `msm::ScalarGroups`).
     let groups = (backend == Backend::Veil).then(|| {
@@ -181,16 +288,15 @@ fn prove_with_h(
         query_sum(backend, &pk.b_g2_query, &z_msm)
     });
 
-    // A = α + Σ z_i A_i + r δ;  B = β + Σ z_i B_i + s δ;  C = s A + r B_1 − r s δ + Σ w_i L_i + H.
-    let g_a = a_acc + pk.vk.alpha_g1 + pk.delta_g1 * r;
-    let g1_b = b_g1_acc + pk.beta_g1 + pk.delta_g1 * s;
-    let g2_b = b_g2_acc + pk.vk.beta_g2 + pk.vk.delta_g2 * s;
-    let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + l_acc + h_acc;
-    let proof = Proof {
-        a: g_a.into_affine(),
-        b: g2_b.into_affine(),
-        c: g_c.into_affine(),
+    let sums = MsmSums {
+        h: h_acc,
+        l: l_acc,
+        a: a_acc,
+        b_g1: b_g1_acc,
+        b_g2: b_g2_acc,
     };
+    let proof = assemble(pk, sums, r, s);
+    timings.wall = start.elapsed();
     (proof, timings)
 }
 

@@ -20,7 +20,7 @@ use ark_snark::SNARK;
 use rand::{CryptoRng, RngCore};
 use veil_circuits::batch::{BatchCircuit, BatchShape, BuiltBatch};
 
-use crate::groth16::{self, ProofTimings};
+use crate::groth16::{self, ProofTimings, Schedule};
 use crate::keys::{self, KeyKind};
 use crate::qap;
 use crate::r1cs::R1cs;
@@ -72,6 +72,7 @@ pub struct Prover {
     pk: ProvingKey<Bn254>,
     pvk: PreparedVerifyingKey<Bn254>,
     r1cs: R1cs,
+    schedule: Schedule,
 }
 
 impl std::fmt::Debug for Prover {
@@ -163,7 +164,14 @@ impl Prover {
             pk,
             pvk,
             r1cs,
+            schedule: Schedule::default(),
         })
+    }
+
+    /// Orders the Groth16 phases of the proofs this prover makes ([`Schedule::Overlapped`] unless
+    /// set; [`Schedule::Phased`] times each phase alone, for benchmarks). The proofs are the same.
+    pub fn set_schedule(&mut self, schedule: Schedule) {
+        self.schedule = schedule;
     }
 
     /// The shape this prover proves.
@@ -321,11 +329,13 @@ impl Prover {
             self.r1cs.num_instance_variables(),
             r,
             s,
+            self.schedule,
         )?;
         drop(assignment);
         report.proof = timings;
         tracing::debug!(
             elapsed = ?timings.total(),
+            schedule = ?self.schedule,
             witness_map = ?timings.witness_map,
             msm_h = ?timings.msm_h,
             msm_l = ?timings.msm_l,

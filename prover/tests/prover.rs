@@ -11,6 +11,7 @@ use ark_ff::One;
 use ark_groth16::ProvingKey;
 use veil_circuits::batch::BatchShape;
 use veil_fixtures::mixed_history;
+use veil_prover::groth16::Schedule;
 use veil_prover::{dev_rng, keys, Prover, ProverError};
 
 /// The (2, 8) dev keys, made once per test binary (tests run in parallel) and cached under
@@ -59,6 +60,16 @@ fn one_prover_many_batches() {
     let a = prover.prove_built(&batches[2], &mut dev_rng(3)).unwrap();
     let b = veil_prover::prove(pk, batches[2].circuit(), &mut dev_rng(3)).unwrap();
     assert_eq!(a, b);
+    // The phases one after another (the benchmark's breakdown): the same proof, and phase times
+    // that add up to no more than the whole.
+    let mut phased = Prover::new(shape, pk.clone()).unwrap();
+    phased.set_schedule(Schedule::Phased);
+    let (c, report) = phased
+        .prove_timed(batches[2].circuit(), &mut dev_rng(3))
+        .unwrap();
+    assert_eq!(a, c);
+    let t = report.proof;
+    assert!(t.witness_map + t.scalars + t.msm_total() <= t.wall);
 
     // A wrong claim is refused before any proof is made.
     let mut circuit = batches[1].circuit();

@@ -110,7 +110,7 @@ fn prove_pipelined(
     let (proof, report) = proof.map_err(failed)?;
     tracing::debug!(
         synthesis_s = report.synthesis.as_secs_f64(),
-        msm_s = report.proof.msm_total().as_secs_f64(),
+        proof_s = report.proof.total().as_secs_f64(),
         "proved"
     );
     let mut bytes = Vec::with_capacity(128);
