@@ -178,8 +178,11 @@ fn prove_overlapped(
         || -> Result<_, SynthesisError> {
             let mut t = ProofTimings::default();
             let h = timed(&mut t.witness_map, || qap::witness_map(evaluations))?;
-            let h_acc = timed(&mut t.msm_h, || {
-                msm(Backend::Veil, &pk.h_query, &to_integers(&h))
+            let h_acc = timed(&mut t.msm_h, move || {
+                // The field elements go as soon as their integers exist (32 MB at 2^20 points).
+                let scalars = to_integers(&h);
+                drop(h);
+                msm(Backend::Veil, &pk.h_query, &scalars)
             });
             Ok((h_acc, t))
         },
