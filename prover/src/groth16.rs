@@ -189,28 +189,16 @@ fn prove_overlapped(
         || {
             let mut t = ProofTimings::default();
             let (z_groups, aux_groups) = timed(&mut t.scalars, || {
-                let z_groups = ScalarGroups::new(&to_integers(&assignment[1..]));
-                let aux_groups = z_groups.suffix(num_inputs - 1);
-                (z_groups, aux_groups)
+                group_assignment(&to_integers(&assignment[1..]), num_inputs)
             });
             let (z, aux) = (Scalars::Grouped(&z_groups), Scalars::Grouped(&aux_groups));
-            let sums = MsmSums {
-                h: G1Projective::default(),
-                l: timed(&mut t.msm_l, || aux.msm(Backend::Veil, &pk.l_query)),
-                a: timed(&mut t.msm_a, || query_sum(Backend::Veil, &pk.a_query, &z)),
-                b_g1: timed(&mut t.msm_b_g1, || {
-                    query_sum(Backend::Veil, &pk.b_g1_query, &z)
-                }),
-                b_g2: timed(&mut t.msm_b_g2, || {
-                    query_sum(Backend::Veil, &pk.b_g2_query, &z)
-                }),
-            };
+            let sums = assignment_msms(pk, Backend::Veil, &z, &aux, &mut t);
             (sums, t)
         },
     );
     let (h_acc, h_times) = h_stream?;
     let (sums, z_times) = z_stream;
-    let proof = assemble(pk, MsmSums { h: h_acc, ..sums }, r, s);
+    let proof = assemble(pk, h_acc, sums, r, s);
     let timings = ProofTimings {
         wall: start.elapsed(),
         witness_map: h_times.witness_map,
@@ -225,22 +213,54 @@ fn to_integers(values: &[Fr]) -> Vec<BigInteger256> {
     values.par_iter().map(|x| x.into_bigint()).collect()
 }
 
-/// The five MSMs' results (A and B with their constant-one bases).
-struct MsmSums {
-    h: G1Projective,
+/// The assignment's scalars grouped by value (`msm::ScalarGroups`): all of them without the
+/// constant one (`z`, for A and B), and the witness part (for L), derived from the first.
+fn group_assignment(
+    z: &[BigInteger256],
+    num_inputs: usize,
+) -> (ScalarGroups<BigInteger256>, ScalarGroups<BigInteger256>) {
+    let z_groups = ScalarGroups::new(z);
+    let aux_groups = z_groups.suffix(num_inputs - 1);
+    (z_groups, aux_groups)
+}
+
+/// The results of the MSMs over the assignment (A and B with their constant-one bases).
+struct AssignmentSums {
     l: G1Projective,
     a: G1Projective,
     b_g1: G1Projective,
     b_g2: G2Projective,
 }
 
-/// The proof from the MSMs:
+/// The L, A, B-G1 and B-G2 MSMs, one after another, each timed into `t`.
+fn assignment_msms(
+    pk: &ProvingKey<Bn254>,
+    backend: Backend,
+    z: &Scalars<'_>,
+    aux: &Scalars<'_>,
+    t: &mut ProofTimings,
+) -> AssignmentSums {
+    AssignmentSums {
+        l: timed(&mut t.msm_l, || aux.msm(backend, &pk.l_query)),
+        a: timed(&mut t.msm_a, || query_sum(backend, &pk.a_query, z)),
+        b_g1: timed(&mut t.msm_b_g1, || query_sum(backend, &pk.b_g1_query, z)),
+        b_g2: timed(&mut t.msm_b_g2, || query_sum(backend, &pk.b_g2_query, z)),
+    }
+}
+
+/// The proof from the MSMs (`h` is H's):
 /// A = α + Σ z_i A_i + r δ;  B = β + Σ z_i B_i + s δ;  C = s A + r B_1 − r s δ + Σ w_i L_i + H.
-fn assemble(pk: &ProvingKey<Bn254>, sums: MsmSums, r: Fr, s: Fr) -> Proof<Bn254> {
+fn assemble(
+    pk: &ProvingKey<Bn254>,
+    h: G1Projective,
+    sums: AssignmentSums,
+    r: Fr,
+    s: Fr,
+) -> Proof<Bn254> {
     let g_a = sums.a + pk.vk.alpha_g1 + pk.delta_g1 * r;
     let g1_b = sums.b_g1 + pk.beta_g1 + pk.delta_g1 * s;
     let g2_b = sums.b_g2 + pk.vk.beta_g2 + pk.vk.delta_g2 * s;
-    let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + sums.l + sums.h;
+    let g_c = g_a * s + g1_b * r - pk.delta_g1 * (r * s) + sums.l + h;
     Proof {
         a: g_a.into_affine(),
         b: g2_b.into_affine(),
@@ -267,11 +287,7 @@ fn prove_with_h(
     let z = to_integers(&assignment[1..]);
     let aux = &z[num_inputs - 1..];
     // Veil groups equal scalars once for the MSMs that share them (see `msm::ScalarGroups`).
-    let groups = (backend == Backend::Veil).then(|| {
-        let z_groups = ScalarGroups::new(&z);
-        let aux_groups = z_groups.suffix(num_inputs - 1);
-        (z_groups, aux_groups)
-    });
+    let groups = (backend == Backend::Veil).then(|| group_assignment(&z, num_inputs));
     timings.scalars = t.elapsed();
     let (z_msm, aux_msm) = match &groups {
         Some((z_groups, aux_groups)) => (Scalars::Grouped(z_groups), Scalars::Grouped(aux_groups)),
@@ -280,25 +296,8 @@ fn prove_with_h(
 
     let h_acc = timed(&mut timings.msm_h, || msm(backend, &pk.h_query, &h));
     drop(h);
-    let l_acc = timed(&mut timings.msm_l, || aux_msm.msm(backend, &pk.l_query));
-    let a_acc = timed(&mut timings.msm_a, || {
-        query_sum(backend, &pk.a_query, &z_msm)
-    });
-    let b_g1_acc = timed(&mut timings.msm_b_g1, || {
-        query_sum(backend, &pk.b_g1_query, &z_msm)
-    });
-    let b_g2_acc = timed(&mut timings.msm_b_g2, || {
-        query_sum(backend, &pk.b_g2_query, &z_msm)
-    });
-
-    let sums = MsmSums {
-        h: h_acc,
-        l: l_acc,
-        a: a_acc,
-        b_g1: b_g1_acc,
-        b_g2: b_g2_acc,
-    };
-    let proof = assemble(pk, sums, r, s);
+    let sums = assignment_msms(pk, backend, &z_msm, &aux_msm, &mut timings);
+    let proof = assemble(pk, h_acc, sums, r, s);
     timings.wall = start.elapsed();
     (proof, timings)
 }
