@@ -454,16 +454,29 @@ mod tests {
             .collect()
     }
 
-    /// Edge cases of a prime field: 0, 1, 2, p - 1, p - 2, and the largest Montgomery limbs.
-    fn edges<F: PrimeField>() -> Vec<F> {
+    /// Edge cases of a prime field: 0, 1, 2, p - 1, p - 2, (p - 1)/2, (p + 1)/2 and 2^64 - 1.
+    pub(super) fn edges<F: PrimeField>() -> Vec<F> {
+        let half = F::from(2u64).inverse().expect("odd p");
         vec![
             F::zero(),
             F::one(),
             F::from(2u64),
             -F::one(),
             -F::from(2u64),
+            half - F::one(),
+            half,
             F::from(u64::MAX),
         ]
+    }
+
+    /// The proptest settings of the field tests: 2,048 cases from a fixed seed.
+    pub(super) fn proptest_config(seed: u64) -> Config {
+        Config {
+            cases: 2048,
+            rng_seed: RngSeed::Fixed(seed),
+            failure_persistence: None,
+            ..Config::default()
+        }
     }
 
     #[test]
@@ -538,12 +551,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(Config {
-            cases: 2048,
-            rng_seed: RngSeed::Fixed(0xadc5),
-            failure_persistence: None,
-            ..Config::default()
-        })]
+        #![proptest_config(proptest_config(0xadc5))]
         /// Products of values built from arbitrary limbs (reduced), including near-p ones.
         #[test]
         fn products_from_arbitrary_limbs_match(a in any::<[u64; 4]>(), b in any::<[u64; 4]>(), near in any::<bool>()) {
@@ -558,7 +566,8 @@ mod tests {
         }
     }
 
-    fn limb_bytes(l: [u64; 4]) -> Vec<u8> {
+    /// Four limbs as little-endian bytes.
+    pub(super) fn limb_bytes(l: [u64; 4]) -> Vec<u8> {
         l.iter().flat_map(|w| w.to_le_bytes()).collect()
     }
 }

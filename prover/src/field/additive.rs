@@ -189,27 +189,12 @@ pub(crate) fn neg<F: Field, const FAST: bool>(a: &F) -> F {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{edges, limb_bytes, proptest_config};
     use super::*;
     use ark_ff::{AdditiveGroup, PrimeField, UniformRand};
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngSeed};
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
-
-    /// 0, 1, 2, p - 1, p - 2, (p - 1)/2, (p + 1)/2 and 2^64 - 1.
-    fn edges<F: PrimeField>() -> Vec<F> {
-        let half = F::from(2u64).inverse().expect("odd p");
-        vec![
-            F::zero(),
-            F::one(),
-            F::from(2u64),
-            -F::one(),
-            -F::from(2u64),
-            half - F::one(),
-            half,
-            F::from(u64::MAX),
-        ]
-    }
 
     fn check<F: Field>(a: F, b: F) {
         // Equality compares the Montgomery limbs: an unreduced result would differ.
@@ -249,22 +234,16 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(Config {
-            cases: 2048,
-            rng_seed: RngSeed::Fixed(0xadd5),
-            failure_persistence: None,
-            ..Config::default()
-        })]
+        #![proptest_config(proptest_config(0xadd5))]
         /// Values from arbitrary limbs (reduced), and values just below p.
         #[test]
         fn arbitrary_values_match(a in any::<[u64; 4]>(), b in any::<[u64; 4]>(), near in any::<bool>()) {
-            let bytes = |l: [u64; 4]| l.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
-            let x = Fq::from_le_bytes_mod_order(&bytes(a));
-            let y = if near { -Fq::from(b[0]) } else { Fq::from_le_bytes_mod_order(&bytes(b)) };
+            let x = Fq::from_le_bytes_mod_order(&limb_bytes(a));
+            let y = if near { -Fq::from(b[0]) } else { Fq::from_le_bytes_mod_order(&limb_bytes(b)) };
             check(x, y);
             check(y, x);
-            let x = Fr::from_le_bytes_mod_order(&bytes(a));
-            let y = if near { -Fr::from(b[0]) } else { Fr::from_le_bytes_mod_order(&bytes(b)) };
+            let x = Fr::from_le_bytes_mod_order(&limb_bytes(a));
+            let y = if near { -Fr::from(b[0]) } else { Fr::from_le_bytes_mod_order(&limb_bytes(b)) };
             check(x, y);
             check(y, x);
         }
